@@ -1,0 +1,74 @@
+// Start a shorthorn sub-process and wait for its `{"ready":true,...}` line. Used by `shorthorn up`,
+// the tests and the benchmark, so all of them run the real binaries the same way.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const SHORTHORN_BIN = fileURLToPath(new URL('../bin/shorthorn.js', import.meta.url));
+
+export interface ShorthornProcess {
+  child: ChildProcess;
+  pid: number;
+  ready: Record<string, unknown>;
+  /** stderr (pino JSON logs) so far, for failure messages. */
+  logs(): string;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code (null when killed). */
+  stop(graceMs?: number): Promise<number | null>;
+  kill9(): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+export function startShorthorn(
+  args: string[],
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; logStderr?: boolean } = {},
+): Promise<ShorthornProcess> {
+  const child = spawn(process.execPath, [SHORTHORN_BIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
+  let stderr = '';
+  let stdout = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    if (opts.logStderr) process.stderr.write(c);
+    stderr = (stderr + c.toString()).slice(-64 * 1024);
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const stop = async (graceMs = 10_000) => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  };
+  const kill9 = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`shorthorn ${args.join(' ')}: not ready after ${opts.timeoutMs ?? 30_000} ms\n${stderr}`));
+    }, opts.timeoutMs ?? 30_000);
+    child.stdout!.on('data', (c: Buffer) => {
+      stdout += c.toString();
+      const line = stdout.split('\n').find((l) => l.startsWith('{"ready":true'));
+      if (!line) return;
+      clearTimeout(timer);
+      child.stdout!.removeAllListeners('data');
+      child.stdout!.resume();
+      resolve({
+        child,
+        pid: child.pid!,
+        ready: JSON.parse(line) as Record<string, unknown>,
+        logs: () => stderr,
+        stop,
+        kill9,
+        exited,
+      });
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`shorthorn ${args.join(' ')} exited (${code ?? signal}) before ready\n${stderr}`));
+    });
+  });
+}

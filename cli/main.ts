@@ -1,0 +1,22 @@
+// The `shorthorn` command.
+import { Command } from 'commander';
+import { registerEngineCommand } from './engine-command.js';
+import { registerEngineCtlCommand } from './engine-ctl-command.js';
+import { registerReplicaCommand } from './replica-command.js';
+import { registerUpCommand } from './up-command.js';
+
+const program = new Command('shorthorn')
+  .description('Shorthorn: replicated block storage with a GraphQL control API')
+  .showHelpAfterError();
+
+registerUpCommand(program);
+registerReplicaCommand(program);
+registerEngineCommand(program);
+registerEngineCtlCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.stderr.write(`shorthorn: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,29 @@
+// `shorthorn replica --dir DIR --size SIZE --listen HOST:PORT`: one replica process; PORT is gRPC,
+// PORT+1 the data port.
+import type { Command } from 'commander';
+import { startReplicaServer } from '../dataplane/replica/replica-server.js';
+import { parseHostPort } from '../dataplane/util/address.js';
+import { parseVolumeSize } from '../dataplane/util/size.js';
+import { closeOnSignals, createLogger, printReady } from './logger.js';
+
+export function registerReplicaCommand(program: Command): void {
+  program
+    .command('replica')
+    .description('serve one replica of a volume from a directory of sparse layer files')
+    .requiredOption('--dir <dir>', 'replica directory (created if missing)')
+    .requiredOption('--size <size>', 'volume size: bytes or 512Mi, 1Gi, 10G …')
+    .requiredOption('--listen <host:port>', 'gRPC address; the data port is PORT+1')
+    .action(async (opts: { dir: string; size: string; listen: string }) => {
+      const logger = createLogger('replica');
+      const listen = parseHostPort(opts.listen);
+      const server = await startReplicaServer({
+        dir: opts.dir,
+        size: parseVolumeSize(opts.size),
+        host: listen.host,
+        port: listen.port,
+        logger,
+      });
+      closeOnSignals(logger, () => server.close());
+      printReady({ role: 'replica', dir: opts.dir, grpcPort: server.grpcPort, dataPort: server.dataPort, pid: process.pid });
+    });
+}

@@ -1,0 +1,364 @@
+// The engine serves one volume: every write goes to all RW and WO replicas in parallel and is
+// acknowledged once all have answered; reads go to one RW replica (round-robin, failing over). A
+// replica that errors or stays silent past the I/O timeout becomes ERR and leaves the set; the
+// volume stays up while one RW replica remains (reference/longhorn-engine.md §2.1–§2.2).
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { type BlockDevice, BlockDeviceError, type Extent } from '../block-device.js';
+import { IoGate } from './io-gate.js';
+import { IoMetrics } from './io-metrics.js';
+import { RangeLock } from './range-lock.js';
+import { ReplicaBackend, type ReplicaMode } from './replica-backend.js';
+
+export interface EngineOptions {
+  volume: string;
+  size: number;
+  logger: Logger;
+  /** A replica silent this long with I/O in flight becomes ERR (Longhorn's engine-replica-timeout). */
+  ioTimeoutMs?: number;
+  /** Idle replicas are pinged this often so a dead one is found before the next I/O needs it. */
+  pingIntervalMs?: number;
+  /** Data-port connections per replica. */
+  dataConnections?: number;
+}
+
+export interface ReplicaStatus {
+  address: string;
+  mode: ReplicaMode;
+  error: string;
+}
+
+const MAX_IO = 32 * 1024 * 1024;
+
+export class Engine extends EventEmitter implements BlockDevice {
+  readonly volume: string;
+  readonly size: number;
+  readonly metrics = new IoMetrics();
+  private readonly log: Logger;
+  private readonly ioTimeoutMs: number;
+  private readonly pingIntervalMs: number;
+  private readonly dataConnections: number;
+  private backends: ReplicaBackend[] = [];
+  /** Replicas that could not even be reached, listed as ERR so a person sees them. */
+  private readonly unreachable = new Map<string, string>();
+  private writers: ReplicaBackend[] = [];
+  private readers: ReplicaBackend[] = [];
+  private nextReader = 0;
+  private readonly gate = new IoGate();
+  private readonly ranges = new RangeLock();
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(opts: EngineOptions) {
+    super();
+    this.volume = opts.volume;
+    this.size = opts.size;
+    this.log = opts.logger.child({ volume: opts.volume });
+    this.ioTimeoutMs = opts.ioTimeoutMs ?? 8000;
+    this.pingIntervalMs = opts.pingIntervalMs ?? 2000;
+    this.dataConnections = opts.dataConnections ?? 2;
+  }
+
+  /**
+   * Open every replica. Those that cannot be reached, or whose revision counter is behind the
+   * highest one (they missed writes), start as ERR. Fails only if no replica is usable.
+   */
+  async start(addresses: string[]): Promise<void> {
+    const results = await Promise.allSettled(addresses.map((a) => this.connect(a)));
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') this.backends.push(r.value);
+      else this.noteUnreachable(addresses[i]!, r.reason);
+    });
+    const newest = Math.max(...this.backends.map((b) => b.openedAt.revisionCounter));
+    for (const b of this.backends) {
+      if (b.openedAt.revisionCounter < newest) {
+        this.fail(b, new Error(`stale: revision counter ${b.openedAt.revisionCounter} < ${newest}`), 'start');
+      }
+    }
+    this.refreshSets();
+    if (this.readers.length === 0) {
+      await this.shutdown();
+      throw new Error(`volume ${this.volume}: no usable replica among ${addresses.join(', ')}`);
+    }
+    this.timer = setInterval(() => this.watchReplicas(), 500);
+    this.timer.unref();
+    this.log.info({ replicas: this.list() }, 'engine started');
+  }
+
+  list(): ReplicaStatus[] {
+    const known = this.backends.map((b) => ({ address: b.address, mode: b.mode, error: b.error }));
+    const gone = [...this.unreachable].map(([address, error]) => ({ address, mode: 'ERR' as const, error }));
+    return [...known, ...gone];
+  }
+
+  find(address: string): ReplicaBackend | undefined {
+    return this.backends.find((b) => b.address === address);
+  }
+
+  /**
+   * Add a replica while the volume serves. With I/O paused, one whose revision counter equals the
+   * volume's joins RW; any other joins WO (it receives writes and waits for a rebuild).
+   */
+  async addReplica(address: string): Promise<ReplicaStatus> {
+    if (this.find(address)) throw new Error(`replica ${address} is already part of volume ${this.volume}`);
+    const backend = await this.connect(address);
+    return this.gate.exclusive(async () => {
+      const source = this.readers[0];
+      const [mine, theirs] = await Promise.all([backend.info(), source ? source.info() : null]);
+      backend.mode = theirs && mine.revisionCounter === theirs.revisionCounter ? 'RW' : 'WO';
+      this.unreachable.delete(address);
+      this.backends.push(backend);
+      this.refreshSets();
+      this.log.info({ replica: address, mode: backend.mode, revisionCounter: mine.revisionCounter }, 'replica added');
+      this.emit('replicas', this.list());
+      return { address, mode: backend.mode, error: '' };
+    });
+  }
+
+  /** Remove a replica from the volume; the last RW replica of a serving volume stays. */
+  async removeReplica(address: string): Promise<void> {
+    if (this.unreachable.delete(address)) return;
+    const b = this.find(address);
+    if (!b) throw new Error(`replica ${address} is not part of volume ${this.volume}`);
+    if (b.mode === 'RW' && this.readers.length === 1) {
+      throw new Error(`replica ${address} is the last RW replica of volume ${this.volume}; add another first`);
+    }
+    await this.gate.exclusive(async () => {
+      this.backends = this.backends.filter((x) => x !== b);
+      this.refreshSets();
+    });
+    await b.shutdown(b.mode !== 'ERR').catch((err) => this.log.warn({ err, replica: address }, 'replica close failed'));
+    this.log.info({ replica: address }, 'replica removed');
+    this.emit('replicas', this.list());
+  }
+
+  /** ERR is always allowed; WO → RW only when the replica provably holds every write (equal counters). */
+  async setReplicaMode(address: string, mode: ReplicaMode): Promise<ReplicaStatus> {
+    const b = this.find(address);
+    if (!b) throw new Error(`replica ${address} is not part of volume ${this.volume}`);
+    if (mode === b.mode) return { address, mode, error: b.error };
+    if (mode === 'ERR') {
+      this.fail(b, new Error('set to ERR on request'), 'update');
+    } else if (b.mode === 'ERR') {
+      throw new Error(`replica ${address} is ERR; remove it and add it again`);
+    } else if (mode === 'RW') {
+      await this.gate.exclusive(async () => {
+        const source = this.readers[0];
+        const [mine, theirs] = await Promise.all([b.info(), source?.info()]);
+        if (theirs && mine.revisionCounter !== theirs.revisionCounter) {
+          throw new Error(
+            `replica ${address} is behind (revision counter ${mine.revisionCounter} < ${theirs.revisionCounter}); rebuild it`,
+          );
+        }
+        b.mode = 'RW';
+        this.refreshSets();
+      });
+    } else {
+      throw new Error(`replica ${address} cannot go from ${b.mode} to ${mode}`);
+    }
+    this.emit('replicas', this.list());
+    return { address, mode: b.mode, error: b.error };
+  }
+
+  // ---- BlockDevice -------------------------------------------------------------------------------
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.checkRange(offset, length);
+    const started = performance.now();
+    const wait = this.gate.enter();
+    if (wait) await wait;
+    try {
+      for (;;) {
+        const readers = this.readers;
+        if (readers.length === 0) throw new BlockDeviceError(`volume ${this.volume}: no RW replica left to read from`);
+        const b = readers[this.nextReader++ % readers.length]!;
+        try {
+          const data = await b.data.read(offset, length);
+          this.metrics.record('read', length, performance.now() - started);
+          return data;
+        } catch (err) {
+          this.fail(b, err, 'read');
+        }
+      }
+    } finally {
+      this.gate.exit();
+    }
+  }
+
+  async write(offset: number, data: Buffer, fua: boolean): Promise<void> {
+    this.checkRange(offset, data.length);
+    const started = performance.now();
+    await this.exclusiveRange(offset, data.length, 'write', (b) =>
+      fua ? b.data.writeFua(offset, data) : b.data.write(offset, data),
+    );
+    this.metrics.record('write', data.length, performance.now() - started);
+  }
+
+  async writeZeroes(offset: number, length: number, fua: boolean): Promise<void> {
+    this.checkRange(offset, length);
+    await this.exclusiveRange(offset, length, 'write-zeroes', (b) => b.data.writeZeroes(offset, length));
+    if (fua) await this.flush();
+  }
+
+  async trim(offset: number, length: number): Promise<void> {
+    this.checkRange(offset, length);
+    await this.exclusiveRange(offset, length, 'trim', (b) => b.data.unmap(offset, length));
+  }
+
+  async flush(): Promise<void> {
+    const wait = this.gate.enter();
+    if (wait) await wait;
+    try {
+      await this.fanOut(this.writers, 'flush', (b) => b.data.flush());
+    } finally {
+      this.gate.exit();
+    }
+  }
+
+  async blockStatus(offset: number, length: number): Promise<Extent[]> {
+    this.checkRange(offset, length);
+    const wait = this.gate.enter();
+    if (wait) await wait;
+    try {
+      for (;;) {
+        const readers = this.readers;
+        if (readers.length === 0) throw new BlockDeviceError(`volume ${this.volume}: no RW replica left`);
+        const b = readers[this.nextReader++ % readers.length]!;
+        try {
+          return await b.data.blockStatus(offset, length);
+        } catch (err) {
+          this.fail(b, err, 'block-status');
+        }
+      }
+    } finally {
+      this.gate.exit();
+    }
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------------
+
+  /** Flush and close every healthy replica cleanly, then drop all connections. */
+  async shutdown(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    const healthy = this.backends.filter((b) => b.mode !== 'ERR');
+    await Promise.allSettled(healthy.map((b) => b.data.flush()));
+    await Promise.allSettled(
+      this.backends.map((b) =>
+        b.shutdown(b.mode !== 'ERR').catch((err) => this.log.warn({ err, replica: b.address }, 'close failed')),
+      ),
+    );
+    this.log.info('engine stopped');
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------
+
+  private async connect(address: string): Promise<ReplicaBackend> {
+    const b = await ReplicaBackend.connect(address, this.size, this.dataConnections);
+    b.data.on('failed', (err: Error) => this.fail(b, err, 'connection'));
+    return b;
+  }
+
+  private noteUnreachable(address: string, reason: unknown): void {
+    const message = reason instanceof Error ? reason.message : String(reason);
+    this.unreachable.set(address, message);
+    this.log.warn({ replica: address, reason: message }, 'replica unusable at start');
+  }
+
+  private checkRange(offset: number, length: number): void {
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new BlockDeviceError(`range ${offset}+${length} is outside the volume (size ${this.size})`, 'EINVAL');
+    }
+    if (length > MAX_IO) throw new BlockDeviceError(`request of ${length} bytes exceeds ${MAX_IO}`, 'EOVERFLOW');
+  }
+
+  /** Run a mutating op on every writer with no overlapping mutation in flight (see RangeLock). */
+  private async exclusiveRange(
+    offset: number,
+    length: number,
+    what: string,
+    op: (b: ReplicaBackend) => Promise<unknown>,
+  ): Promise<void> {
+    const wait = this.gate.enter();
+    if (wait) await wait;
+    const held = this.ranges.tryAcquire(offset, offset + length) ?? (await this.ranges.acquire(offset, offset + length));
+    try {
+      await this.fanOut(this.writers, what, op);
+    } finally {
+      held.release();
+      this.gate.exit();
+    }
+  }
+
+  /**
+   * Send one op to every target in parallel; resolve when all answered and at least one RW replica
+   * succeeded. Failing replicas become ERR; the caller sees an error only if no RW replica took it.
+   */
+  private fanOut(targets: ReplicaBackend[], what: string, op: (b: ReplicaBackend) => Promise<unknown>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let pending = targets.length;
+      let rwDone = 0;
+      if (pending === 0) {
+        reject(new BlockDeviceError(`volume ${this.volume}: no healthy replica for ${what}`));
+        return;
+      }
+      const settle = () => {
+        if (--pending > 0) return;
+        if (rwDone > 0) resolve();
+        else reject(new BlockDeviceError(`volume ${this.volume}: ${what} failed on every RW replica`));
+      };
+      for (const b of targets) {
+        op(b).then(
+          () => {
+            if (b.mode === 'RW') rwDone++;
+            settle();
+          },
+          (err: unknown) => {
+            this.fail(b, err, what);
+            settle();
+          },
+        );
+      }
+    });
+  }
+
+  /** Mark a replica ERR: out of the read/write sets, its in-flight requests failed. Never undone. */
+  private fail(b: ReplicaBackend, err: unknown, what: string): void {
+    if (b.mode === 'ERR') return;
+    const message = err instanceof Error ? err.message : String(err);
+    b.mode = 'ERR';
+    b.error = `${what}: ${message}`;
+    this.refreshSets();
+    b.data.fail(new Error(`replica ${b.address} is ERR: ${b.error}`));
+    this.log.warn({ replica: b.address, reason: b.error }, 'replica marked ERR');
+    this.emit('replicas', this.list());
+    // Persist the survivors' revision counters now, so that after a crash of everything the ERR
+    // replica is recognisably behind and cannot be mistaken for a current one.
+    if (!this.stopped && this.writers.length > 0) this.flush().catch(() => {});
+  }
+
+  private refreshSets(): void {
+    this.writers = this.backends.filter((b) => b.mode !== 'ERR');
+    this.readers = this.backends.filter((b) => b.mode === 'RW');
+  }
+
+  /** Runs every 500 ms: I/O timeout for silent replicas, pings for idle ones. */
+  private watchReplicas(): void {
+    const now = performance.now();
+    for (const b of this.writers) {
+      if (b.data.inFlight === 0) {
+        b.idleAt = now;
+        if (now - b.lastPingAt >= this.pingIntervalMs) {
+          b.lastPingAt = now;
+          b.data.ping().catch((err) => this.fail(b, err, 'ping'));
+        }
+        continue;
+      }
+      // The last RW replica gets twice the time: failing it would fail the volume (Longhorn does the same).
+      const limit = this.readers.length === 1 && b.mode === 'RW' ? 2 * this.ioTimeoutMs : this.ioTimeoutMs;
+      const silentFor = now - Math.max(b.idleAt, b.data.lastReceivedAt);
+      if (silentFor > limit) this.fail(b, new Error(`no answer for ${Math.round(silentFor)} ms`), 'I/O timeout');
+    }
+  }
+}

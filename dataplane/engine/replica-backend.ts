@@ -1,0 +1,60 @@
+// One replica as the engine sees it: its address, its mode (RW / WO / ERR), the gRPC control client
+// and the data-port client that carries its block I/O.
+import { credentials } from '@grpc/grpc-js';
+import { type Replica as ReplicaInfo, ReplicaServiceClient } from '../proto/gen/replica.js';
+import { unary } from '../grpc/unary.js';
+import { ReplicaDataClient } from '../replica/data-client.js';
+import { formatHostPort, parseReplicaAddress } from '../util/address.js';
+
+export type ReplicaMode = 'RW' | 'WO' | 'ERR';
+
+export class ReplicaBackend {
+  mode: ReplicaMode = 'RW';
+  error = '';
+  /** Last time (performance.now) this replica had nothing in flight; the I/O timeout counts from it. */
+  idleAt = performance.now();
+  lastPingAt = performance.now();
+
+  private constructor(
+    readonly address: string,
+    readonly control: ReplicaServiceClient,
+    readonly data: ReplicaDataClient,
+    /** Revision counter the replica reported when it was opened. */
+    readonly openedAt: ReplicaInfo,
+  ) {}
+
+  /**
+   * Reach the replica at `address` (tcp://HOST:PORT, its gRPC port), create it if it is empty, open it
+   * and connect its data port. A replica of another size is refused: mixing sizes corrupts data.
+   */
+  static async connect(address: string, size: number, dataConnections: number): Promise<ReplicaBackend> {
+    const hp = parseReplicaAddress(address);
+    const control = new ReplicaServiceClient(formatHostPort(hp), credentials.createInsecure());
+    try {
+      let info = await unary(control.replicaGet, control, {}, 10_000);
+      if (info.state === 'initial') info = await unary(control.replicaCreate, control, { size });
+      if (info.state === 'error') throw new Error(`replica is in error: ${info.error}`);
+      if (info.size !== size) throw new Error(`replica size ${info.size} differs from the volume size ${size}`);
+      info = await unary(control.replicaOpen, control, {});
+      const data = await ReplicaDataClient.connect(hp.host, info.dataPort, { connections: dataConnections });
+      return new ReplicaBackend(address, control, data, info);
+    } catch (err) {
+      control.close();
+      throw new Error(`replica ${address}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
+
+  async info(): Promise<ReplicaInfo> {
+    return unary(this.control.replicaGet, this.control, {}, 10_000);
+  }
+
+  /** Close the replica cleanly (revision counter persisted, Dirty=false) and drop the connections. */
+  async shutdown(closeReplica: boolean): Promise<void> {
+    try {
+      if (closeReplica) await unary(this.control.replicaClose, this.control, {}, 30_000);
+    } finally {
+      await this.data.close().catch(() => {});
+      this.control.close();
+    }
+  }
+}
