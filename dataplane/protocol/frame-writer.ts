@@ -13,7 +13,9 @@ export class FrameWriter {
   private pos = 0;
   private out: Buffer[] = [];
   private scheduled = false;
-  private readonly flushBound = (): void => this.flush();
+  private readonly flushBound = (): void => {
+    this.flush();
+  };
 
   /** `onSaturated` runs when the socket's buffer is over its high-water mark after a flush. */
   constructor(
