@@ -69,7 +69,6 @@ export class ReplicaDataClient extends EventEmitter {
   private failure: Error | null = null;
   private closing: Promise<void> | null = null;
   private received = performance.now();
-  private gotFrame = false;
   private readonly onFrameBound = (f: Frame): void => this.onFrame(f);
 
   private constructor(
@@ -110,7 +109,7 @@ export class ReplicaDataClient extends EventEmitter {
     return this.pending.size;
   }
 
-  /** performance.now() when the last frame arrived (or when the client connected). */
+  /** performance.now() when bytes last arrived from the replica (or when the client connected). */
   get lastReceivedAt(): number {
     return this.received;
   }
@@ -120,6 +119,7 @@ export class ReplicaDataClient extends EventEmitter {
     return this.failure !== null;
   }
 
+  /** The buffer may be a view into a larger receive buffer: copy it if you keep it for long. */
   read(offset: number, length: number): Promise<Buffer> {
     if (!(length >= 0 && length <= MAX_PAYLOAD)) return rangeError(`read length ${length} exceeds ${MAX_PAYLOAD}`);
     return this.send(MessageType.Read, offset, length, undefined) as Promise<Buffer>;
@@ -205,7 +205,9 @@ export class ReplicaDataClient extends EventEmitter {
 
   private send(type: number, offset: number, size: number, payload: Buffer | undefined): Promise<unknown> {
     if (this.failure !== null) return Promise.reject(this.failure);
-    if (!(Number.isSafeInteger(offset) && offset >= 0)) return rangeError(`offset ${offset} is not a valid byte offset`);
+    if (!(Number.isSafeInteger(offset) && offset >= 0)) {
+      return rangeError(`offset ${offset} is not a valid byte offset`);
+    }
     let seq = this.nextSeq;
     // u32 seq space; 0 is left to unsolicited frames (Close). Skip ids still in flight after a wrap.
     while (seq === 0 || this.pending.has(seq)) seq = (seq + 1) >>> 0;
@@ -230,16 +232,13 @@ export class ReplicaDataClient extends EventEmitter {
     this.conns.push(conn);
     const where = `${this.host}:${this.port}`;
     socket.on('data', (chunk: Buffer) => {
+      // Any byte counts as a sign of life: a large answer arriving slowly is not a silent replica.
+      this.received = performance.now();
       try {
         decoder.push(chunk);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         this.fail(new Error(`replica data connection ${where}: ${message}`, { cause: err }));
-        return;
-      }
-      if (this.gotFrame) {
-        this.gotFrame = false;
-        this.received = performance.now();
       }
     });
     socket.on('error', (err) => {
@@ -250,7 +249,6 @@ export class ReplicaDataClient extends EventEmitter {
   }
 
   private onFrame(f: Frame): void {
-    this.gotFrame = true;
     const type = f.type;
     if (type === MessageType.Close) {
       this.fail(new Error(`replica ${this.host}:${this.port} closed the data connection`));

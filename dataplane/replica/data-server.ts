@@ -171,13 +171,16 @@ export class ReplicaDataServer {
         conn.decoder.push(chunk);
       } catch (err) {
         conn.closed = true;
-        conn.writer.discard();
         if (err instanceof ProtocolError) {
           this.logger.warn({ peer, err: err.message }, 'malformed frame on the data port; closing that connection');
         } else {
           this.logger.error({ peer, err }, 'data connection failed; closing it');
         }
-        socket.destroy();
+        // Read nothing more; send the answers of the requests before the bad frame, then hang up.
+        socket.pause();
+        conn.writer.flush();
+        socket.end();
+        setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
       }
     });
     socket.on('error', (err) => this.logger.debug({ peer, err: err.message }, 'data connection error'));
@@ -193,6 +196,8 @@ export class ReplicaDataServer {
    * flushes answer when durable.
    */
   handle(conn: DataConnection, f: Frame): void {
+    // After a Close (or a bad frame) nothing more of this connection is applied.
+    if (conn.closed) return;
     const w = conn.writer;
     const seq = f.seq;
     const type = f.type;
@@ -253,7 +258,7 @@ export class ReplicaDataServer {
           for (let i = 0; i < runs.length; i++) {
             const run = runs[i]!;
             // The request covers at most u32 bytes, so a clamped run still covers all of it.
-            payload.writeUInt32LE(run.length > U32_MAX ? U32_MAX : run.length, i * 8);
+            payload.writeUInt32LE(Math.min(run.length, U32_MAX), i * 8);
             payload.writeUInt32LE(run.flags, i * 8 + 4);
           }
           w.push(seq, MessageType.Response, offset, payload.length, payload);

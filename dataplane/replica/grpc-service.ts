@@ -1,8 +1,9 @@
 // ReplicaService (dataplane/proto/replica.proto): the control port of one replica process. The
 // replica stays closed until an engine opens it (Longhorn semantics); opening an open replica just
 // reports it, so an engine that restarts takes over the same replica process.
-import { type handleUnaryCall, type ServiceError, status } from '@grpc/grpc-js';
+import { type handleUnaryCall, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { statusError } from '../grpc/status-error.js';
 import type {
   DiskInfo as DiskInfoMessage,
   Replica as ReplicaMessage,
@@ -65,7 +66,10 @@ export class ReplicaControl {
       checkSize(size);
       const state = this.current !== null ? 'open' : Replica.describe(this.dir).state;
       if (state !== 'initial') {
-        throw new ReplicaControlError(`a replica already exists in ${this.dir} (state ${state})`, status.ALREADY_EXISTS);
+        throw new ReplicaControlError(
+          `a replica already exists in ${this.dir} (state ${state})`,
+          status.ALREADY_EXISTS,
+        );
       }
       try {
         Replica.create(this.dir, size);
@@ -148,8 +152,7 @@ export function createReplicaService(control: ReplicaControl, logger: Logger): R
           (err: unknown) => {
             const code = err instanceof ReplicaControlError ? err.code : status.INTERNAL;
             if (code === status.INTERNAL) logger.error({ err, rpc: name }, 'replica control request failed');
-            const e: Partial<ServiceError> = { code, details: messageOf(err), message: messageOf(err) };
-            callback(e, null);
+            callback(statusError(code, messageOf(err)), null);
           },
         );
     };
