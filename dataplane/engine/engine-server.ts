@@ -38,7 +38,11 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Runn
   });
   await engine.start(opts.replicas);
 
-  const nbd = new NbdServer({ exportName: opts.volume, device: engine, logger: opts.logger.child({ frontend: 'nbd' }) });
+  const nbd = new NbdServer({
+    exportName: opts.volume,
+    device: engine,
+    logger: opts.logger.child({ frontend: 'nbd' }),
+  });
   let endpoint: string;
   try {
     if ('tcp' in opts.nbd) {

@@ -29,6 +29,8 @@ export interface ReplicaStatus {
 }
 
 const MAX_IO = 32 * 1024 * 1024;
+/** Trim and write-zeroes carry no payload: NBD lets them span up to 4 GiB (mkfs discards whole disks). */
+const NO_PAYLOAD_MAX = 2 ** 32 - 1;
 
 export class Engine extends EventEmitter implements BlockDevice {
   readonly volume: string;
@@ -195,13 +197,13 @@ export class Engine extends EventEmitter implements BlockDevice {
   }
 
   async writeZeroes(offset: number, length: number, fua: boolean): Promise<void> {
-    this.checkRange(offset, length);
+    this.checkRange(offset, length, NO_PAYLOAD_MAX);
     await this.exclusiveRange(offset, length, 'write-zeroes', (b) => b.data.writeZeroes(offset, length));
     if (fua) await this.flush();
   }
 
   async trim(offset: number, length: number): Promise<void> {
-    this.checkRange(offset, length);
+    this.checkRange(offset, length, NO_PAYLOAD_MAX);
     await this.exclusiveRange(offset, length, 'trim', (b) => b.data.unmap(offset, length));
   }
 
@@ -216,7 +218,8 @@ export class Engine extends EventEmitter implements BlockDevice {
   }
 
   async blockStatus(offset: number, length: number): Promise<Extent[]> {
-    this.checkRange(offset, length);
+    // A status query moves no data, so only the volume bounds apply (nbdinfo --map asks for it all).
+    this.checkRange(offset, length, Number.MAX_SAFE_INTEGER);
     const wait = this.gate.enter();
     if (wait) await wait;
     try {
@@ -266,11 +269,11 @@ export class Engine extends EventEmitter implements BlockDevice {
     this.log.warn({ replica: address, reason: message }, 'replica unusable at start');
   }
 
-  private checkRange(offset: number, length: number): void {
+  private checkRange(offset: number, length: number, maxLength = MAX_IO): void {
     if (offset < 0 || length < 0 || offset + length > this.size) {
       throw new BlockDeviceError(`range ${offset}+${length} is outside the volume (size ${this.size})`, 'EINVAL');
     }
-    if (length > MAX_IO) throw new BlockDeviceError(`request of ${length} bytes exceeds ${MAX_IO}`, 'EOVERFLOW');
+    if (length > maxLength) throw new BlockDeviceError(`request of ${length} bytes exceeds ${maxLength}`, 'EOVERFLOW');
   }
 
   /** Run a mutating op on every writer with no overlapping mutation in flight (see RangeLock). */
@@ -282,7 +285,8 @@ export class Engine extends EventEmitter implements BlockDevice {
   ): Promise<void> {
     const wait = this.gate.enter();
     if (wait) await wait;
-    const held = this.ranges.tryAcquire(offset, offset + length) ?? (await this.ranges.acquire(offset, offset + length));
+    const held =
+      this.ranges.tryAcquire(offset, offset + length) ?? (await this.ranges.acquire(offset, offset + length));
     try {
       await this.fanOut(this.writers, what, op);
     } finally {

@@ -1,12 +1,12 @@
 // ControllerService: the engine's control API (dataplane/proto/engine.proto).
 import { status } from '@grpc/grpc-js';
+import { handleUnary, statusError } from '../grpc/status-error.js';
 import {
   type ControllerReplica,
   type ControllerServiceServer,
   ReplicaMode as ProtoMode,
   type Volume,
 } from '../proto/gen/engine.js';
-import { handleUnary, statusError } from '../grpc/status-error.js';
 import type { Engine, ReplicaStatus } from './engine.js';
 import type { ReplicaMode } from './replica-backend.js';
 

@@ -1,8 +1,8 @@
 // One replica as the engine sees it: its address, its mode (RW / WO / ERR), the gRPC control client
 // and the data-port client that carries its block I/O.
 import { credentials } from '@grpc/grpc-js';
-import { type Replica as ReplicaInfo, ReplicaServiceClient } from '../proto/gen/replica.js';
 import { unary } from '../grpc/unary.js';
+import { type Replica as ReplicaInfo, ReplicaServiceClient } from '../proto/gen/replica.js';
 import { ReplicaDataClient } from '../replica/data-client.js';
 import { formatHostPort, parseReplicaAddress } from '../util/address.js';
 
