@@ -1,4 +1,4 @@
-// Batched frame output for one socket: every frame queued during one tick leaves in a single
+// Batched frame output for one socket: every frame queued during one event-loop turn leaves in a single
 // cork/uncork (one writev). Headers are packed side by side in a scratch buffer; a payload is queued
 // as its own buffer right after its header, never copied.
 import type { Socket } from 'node:net';
@@ -35,7 +35,7 @@ export class FrameWriter {
     }
     if (!this.scheduled) {
       this.scheduled = true;
-      process.nextTick(this.flushBound);
+      setImmediate(this.flushBound);
     }
   }
 
