@@ -63,6 +63,11 @@ export class FrameWriter {
     return false;
   }
 
+  /** Whether frames are queued for the end of this turn. */
+  get busy(): boolean {
+    return this.scheduled;
+  }
+
   /** Drops whatever is queued (the connection is going away). */
   discard(): void {
     this.out = [];

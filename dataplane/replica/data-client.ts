@@ -1,7 +1,7 @@
-// The engine's side of a replica's data port (dataplane/PROTOCOL.md). Requests are spread round-robin
-// over a few TCP connections and matched to answers by seq in one map. The client only reports: any
-// broken connection fails everything in flight and emits 'failed' once; timeouts and failover are the
-// engine's business (it watches inFlight and lastReceivedAt).
+// The engine's side of a replica's data port (dataplane/PROTOCOL.md). Requests are spread over a few
+// TCP connections, one event-loop turn's worth at a time, and matched to answers by seq in one map.
+// The client only reports: any broken connection fails everything in flight and emits 'failed' once;
+// timeouts and failover are the engine's business (it watches inFlight and lastReceivedAt).
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { type Frame, FrameDecoder, MAX_PAYLOAD, MessageType } from '../protocol/frame.js';
@@ -219,9 +219,14 @@ export class ReplicaDataClient extends EventEmitter {
     const promise = new Promise(pendingExecutor);
     executorTarget = null;
     this.pending.set(seq, rec);
+    // All requests of one event-loop turn ride one connection (one writev); the next turn takes the
+    // next connection. Spreading single requests over connections would cost a syscall per request.
     const conns = this.conns;
-    const c = conns[this.nextConn]!;
-    this.nextConn = this.nextConn + 1 === conns.length ? 0 : this.nextConn + 1;
+    let c = conns[this.nextConn]!;
+    if (!c.writer.busy) {
+      this.nextConn = this.nextConn + 1 === conns.length ? 0 : this.nextConn + 1;
+      c = conns[this.nextConn]!;
+    }
     c.writer.push(seq, type, offset, size, payload);
     return promise;
   }

@@ -33,7 +33,7 @@ export interface ReplyTarget {
 }
 
 export class ReplyWriter {
-  private slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  private slab: Buffer;
   /** Start of the slab bytes not yet queued, and the write position. */
   private segmentStart = 0;
   private pos = 0;
@@ -48,13 +48,9 @@ export class ReplyWriter {
     private readonly sink: ReplySink,
     /** Whether structured replies were negotiated. */
     readonly structured: boolean,
-  ) {}
-
-  /** Bytes queued but not yet handed to the socket. */
-  get pendingBytes(): number {
-    let n = this.pos - this.segmentStart;
-    for (const b of this.queue) n += b.length;
-    return n;
+    private readonly slabSize = SLAB_SIZE,
+  ) {
+    this.slab = Buffer.allocUnsafeSlow(slabSize);
   }
 
   /** Success without payload (WRITE, FLUSH, TRIM, WRITE_ZEROES): a simple reply is always allowed. */
@@ -75,7 +71,8 @@ export class ReplyWriter {
       this.writeSimpleHeader(this.reserve(SIMPLE_REPLY_SIZE), 0, target);
     }
     if (data.length <= COPY_LIMIT) {
-      data.copy(this.slab, this.reserve(data.length));
+      const at = this.reserve(data.length); // may switch slabs: read this.slab only afterwards
+      data.copy(this.slab, at);
     } else {
       this.seal();
       this.queue.push(data);
@@ -143,7 +140,7 @@ export class ReplyWriter {
   private reserve(n: number): number {
     if (this.pos + n > this.slab.length) {
       this.seal();
-      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, n));
+      this.slab = Buffer.allocUnsafeSlow(Math.max(this.slabSize, n));
       this.segmentStart = 0;
       this.pos = 0;
     }
