@@ -24,7 +24,12 @@ export function registerEngineCommand(program: Command): void {
     .description('serve a volume over NBD, replicating every write to its replicas')
     .requiredOption('--volume <name>', 'volume name (the NBD export name)')
     .requiredOption('--size <size>', 'volume size: bytes or 512Mi, 1Gi, 10G …')
-    .requiredOption('--replica <address>', 'replica tcp://HOST:PORT (repeat for each)', (v, acc: string[]) => [...acc, v], [])
+    .requiredOption(
+      '--replica <address>',
+      'replica tcp://HOST:PORT (repeat for each)',
+      (v, acc: string[]) => [...acc, v],
+      [],
+    )
     .requiredOption('--listen <host:port>', 'gRPC ControllerService address')
     .addOption(new Option('--frontend <kind>', 'frontend').choices(['nbd']).default('nbd'))
     .option('--nbd-listen <host:port>', 'serve NBD on TCP')

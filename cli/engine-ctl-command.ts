@@ -33,7 +33,7 @@ function show(opts: CtlOpts, value: unknown, table: () => string): void {
 export function registerEngineCtlCommand(program: Command): void {
   const ctl = program
     .command('engine-ctl')
-    .description("control a running engine over its gRPC API")
+    .description('control a running engine over its gRPC API')
     .requiredOption('--engine <host:port>', 'the engine gRPC address')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'));
 
@@ -56,8 +56,10 @@ export function registerEngineCtlCommand(program: Command): void {
     .action(
       withClient(async (c, opts) => {
         const { replicas } = await unary(c.replicaList, c, {});
-        show(opts, replicas.map((r) => ({ ...r, mode: replicaModeToJSON(r.mode) })), () =>
-          formatTable(['address', 'mode', 'revision', 'error'], replicaRows(replicas)),
+        show(
+          opts,
+          replicas.map((r) => ({ ...r, mode: replicaModeToJSON(r.mode) })),
+          () => formatTable(['address', 'mode', 'revision', 'error'], replicaRows(replicas)),
         );
       }),
     );

@@ -1,6 +1,6 @@
 // Every shorthorn process logs JSON lines with pino on stderr; stdout is kept for the one
 // `{"ready":true,...}` line (and command output), so scripts can read it without filtering logs.
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export function createLogger(name: string): Logger {
   return pino({ name, level: process.env['SHORTHORN_LOG_LEVEL'] ?? 'info' }, pino.destination({ fd: 2, sync: false }));

@@ -24,6 +24,12 @@ export function registerReplicaCommand(program: Command): void {
         logger,
       });
       closeOnSignals(logger, () => server.close());
-      printReady({ role: 'replica', dir: opts.dir, grpcPort: server.grpcPort, dataPort: server.dataPort, pid: process.pid });
+      printReady({
+        role: 'replica',
+        dir: opts.dir,
+        grpcPort: server.grpcPort,
+        dataPort: server.dataPort,
+        pid: process.pid,
+      });
     });
 }

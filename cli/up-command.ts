@@ -69,7 +69,13 @@ export function registerUpCommand(program: Command): void {
         );
         children.push(engine);
         closeOnSignals(logger, stopAll);
-        printReady({ role: 'up', volume: opts.volume, endpoint: engine.ready['endpoint'], engine: `127.0.0.1:${base}`, replicas });
+        printReady({
+          role: 'up',
+          volume: opts.volume,
+          endpoint: engine.ready['endpoint'],
+          engine: `127.0.0.1:${base}`,
+          replicas,
+        });
         // A child that dies on its own takes the whole group down: a half-running demo hides failures.
         for (const c of children) {
           c.exited.then((code) => {

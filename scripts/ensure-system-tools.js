@@ -27,7 +27,8 @@ function missingPackages() {
     if (!existsSync(path) && !existsSync(alt)) missing.add(pkg);
   }
   // nbdsh is `python3 -m nbd` on Debian's own python3 (pyenv's python3 has no nbd module).
-  if (spawnSync('/usr/bin/python3', ['-c', 'import nbd'], { stdio: 'ignore' }).status !== 0) missing.add('python3-libnbd');
+  if (spawnSync('/usr/bin/python3', ['-c', 'import nbd'], { stdio: 'ignore' }).status !== 0)
+    missing.add('python3-libnbd');
   return [...missing];
 }
 

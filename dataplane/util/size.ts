@@ -26,12 +26,18 @@ export function parseSize(text: string): number {
 /** A volume size: positive and a multiple of the 4 KiB block (Longhorn's VolumeSectorSize). */
 export function parseVolumeSize(text: string): number {
   const bytes = parseSize(text);
-  if (bytes <= 0 || bytes % 4096 !== 0) throw new Error(`volume size ${text} (${bytes} bytes) must be a positive multiple of 4096`);
+  if (bytes <= 0 || bytes % 4096 !== 0)
+    throw new Error(`volume size ${text} (${bytes} bytes) must be a positive multiple of 4096`);
   return bytes;
 }
 
 export function formatSize(bytes: number): string {
-  for (const [suffix, unit] of [['Ti', 2 ** 40], ['Gi', 2 ** 30], ['Mi', 2 ** 20], ['Ki', 2 ** 10]] as const) {
+  for (const [suffix, unit] of [
+    ['Ti', 2 ** 40],
+    ['Gi', 2 ** 30],
+    ['Mi', 2 ** 20],
+    ['Ki', 2 ** 10],
+  ] as const) {
     if (bytes >= unit && bytes % unit === 0) return `${bytes / unit}${suffix}`;
   }
   return `${bytes}`;

@@ -12,7 +12,9 @@ describe('parseSize', () => {
     ['2Ti', 2 * 2 ** 40],
   ])('%s → %d', (text, bytes) => expect(parseSize(text)).toBe(bytes));
 
-  it.each(['', 'abc', '1.5Gi', '-1', '10X', 'Gi'])('rejects %j', (text) => expect(() => parseSize(text)).toThrow(/invalid size/));
+  it.each(['', 'abc', '1.5Gi', '-1', '10X', 'Gi'])('rejects %j', (text) =>
+    expect(() => parseSize(text)).toThrow(/invalid size/),
+  );
 
   it('volume sizes must be 4 KiB multiples', () => {
     expect(parseVolumeSize('1Gi')).toBe(2 ** 30);
