@@ -282,7 +282,7 @@ class FakeSocket {
 }
 
 describe('FrameWriter', () => {
-  it('sends everything queued in one tick as one batch, payloads uncopied after their headers', async () => {
+  it('sends everything queued in one event-loop turn as one batch, payloads uncopied after their headers', async () => {
     const sock = new FakeSocket();
     const w = new FrameWriter(sock as unknown as Socket);
     const p1 = Buffer.from('payload-one');
@@ -293,7 +293,7 @@ describe('FrameWriter', () => {
     w.push(4, MessageType.Response, 0, 0);
     w.push(5, MessageType.Response, 8192, p2.length, p2);
     expect(sock.batches).toHaveLength(0);
-    await new Promise((r) => process.nextTick(r));
+    await new Promise((r) => setImmediate(r));
     expect(sock.batches).toHaveLength(1);
     const batch = sock.batches[0]!;
     // Headers side by side, payloads as the very buffers given: [h1 h2] p1 [h3 h4 h5] p2.
@@ -312,7 +312,7 @@ describe('FrameWriter', () => {
       [5, 8192, 'two'],
     ]);
     w.push(6, MessageType.Response, 0, 0);
-    await new Promise((r) => process.nextTick(r));
+    await new Promise((r) => setImmediate(r));
     expect(sock.batches).toHaveLength(2);
   });
 
@@ -327,7 +327,7 @@ describe('FrameWriter', () => {
         sent.push(seq);
         w.push(seq, MessageType.Response, seq * 4096, i);
       }
-      await new Promise((r) => process.nextTick(r));
+      await new Promise((r) => setImmediate(r));
     }
     const { frames, decoder } = collect();
     for (const batch of sock.batches) for (const b of batch) decoder.push(b);
