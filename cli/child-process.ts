@@ -19,11 +19,13 @@ export interface ShorthornProcess {
 
 export function startShorthorn(
   args: string[],
-  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; logStderr?: boolean } = {},
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; logStderr?: boolean; ownProcessGroup?: boolean } = {},
 ): Promise<ShorthornProcess> {
   const child = spawn(process.execPath, [SHORTHORN_BIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
+    // In its own process group a child does not get the terminal's Ctrl-C: the parent stops it, in order.
+    detached: opts.ownProcessGroup ?? false,
   });
   let stderr = '';
   let stdout = '';

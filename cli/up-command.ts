@@ -33,10 +33,17 @@ export function registerUpCommand(program: Command): void {
       const size = parseVolumeSize(opts.size);
       const base = Number(opts.port);
       const children: ShorthornProcess[] = [];
+      let stopping = false;
       const stopAll = async () => {
+        stopping = true;
         // Engine first, so it closes the replicas cleanly before they stop.
         for (const c of [...children].reverse()) await c.stop();
       };
+      // Never leave orphans holding ports, even if this process dies of an error.
+      process.on('exit', () => {
+        for (const c of children) c.child.kill('SIGKILL');
+      });
+      const spawnOpts = { logStderr: true, ownProcessGroup: true };
       try {
         const replicas: string[] = [];
         for (let i = 0; i < Number(opts.replicas); i++) {
@@ -44,9 +51,10 @@ export function registerUpCommand(program: Command): void {
           mkdirSync(dir, { recursive: true });
           const port = base + 2 + i * 2;
           children.push(
-            await startShorthorn(['replica', '--dir', dir, '--size', String(size), '--listen', `127.0.0.1:${port}`], {
-              logStderr: true,
-            }),
+            await startShorthorn(
+              ['replica', '--dir', dir, '--size', String(size), '--listen', `127.0.0.1:${port}`],
+              spawnOpts,
+            ),
           );
           replicas.push(`tcp://127.0.0.1:${port}`);
         }
@@ -65,7 +73,7 @@ export function registerUpCommand(program: Command): void {
             '--nbd-listen',
             `127.0.0.1:${opts.nbdPort}`,
           ],
-          { logStderr: true },
+          spawnOpts,
         );
         children.push(engine);
         closeOnSignals(logger, stopAll);
@@ -79,6 +87,7 @@ export function registerUpCommand(program: Command): void {
         // A child that dies on its own takes the whole group down: a half-running demo hides failures.
         for (const c of children) {
           c.exited.then((code) => {
+            if (stopping) return;
             logger.error({ pid: c.pid, code }, 'a shorthorn process exited; stopping');
             stopAll().finally(() => process.exit(1));
           });
