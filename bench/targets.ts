@@ -4,10 +4,9 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, ftruncateSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ShorthornProcess } from '../cli/child-process.js';
+import { type ShorthornProcess, startShorthorn } from '../cli/child-process.js';
 import { freePorts } from '../test/helpers/ports.js';
 import type { FioTarget } from './fio-run.js';
-import { startShorthornWith } from './profiled-shorthorn.js';
 
 export const TARGET_NAMES = ['local', 'nbdkit', 'shorthorn-1', 'shorthorn-3'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
@@ -134,15 +133,10 @@ export async function startShorthornVolume(o: ShorthornOptions): Promise<BenchTa
     mkdirSync(dir, { recursive: true });
     const port = await freePorts(2);
     const role = `replica${i}`;
-    const proc = await startShorthornWith(o.nodeArgs?.(`${target}-${role}`) ?? [], [
-      'replica',
-      '--dir',
-      dir,
-      '--size',
-      String(o.size),
-      '--listen',
-      `127.0.0.1:${port}`,
-    ]);
+    const proc = await startShorthorn(
+      ['replica', '--dir', dir, '--size', String(o.size), '--listen', `127.0.0.1:${port}`],
+      { timeoutMs: 60_000, nodeArgs: o.nodeArgs?.(`${target}-${role}`) },
+    );
     o.cleanup.shorthorn.push(proc);
     pids.set(role, proc.pid);
     procs.set(role, proc);
@@ -164,7 +158,7 @@ export async function startShorthornVolume(o: ShorthornOptions): Promise<BenchTa
     '--nbd-listen',
     `127.0.0.1:${nbdPort}`,
   ];
-  const engine = await startShorthornWith(o.nodeArgs?.(`${target}-engine`) ?? [], args);
+  const engine = await startShorthorn(args, { timeoutMs: 60_000, nodeArgs: o.nodeArgs?.(`${target}-engine`) });
   o.cleanup.shorthorn.push(engine);
   // The engine first, so tables list it before the replicas.
   const ordered = new Map([['engine', engine.pid], ...pids]);

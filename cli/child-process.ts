@@ -19,9 +19,16 @@ export interface ShorthornProcess {
 
 export function startShorthorn(
   args: string[],
-  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; logStderr?: boolean; ownProcessGroup?: boolean } = {},
+  opts: {
+    timeoutMs?: number;
+    env?: NodeJS.ProcessEnv;
+    logStderr?: boolean;
+    ownProcessGroup?: boolean;
+    /** Flags for node itself, e.g. --cpu-prof (Node 20 refuses that one in NODE_OPTIONS). */
+    nodeArgs?: string[];
+  } = {},
 ): Promise<ShorthornProcess> {
-  const child = spawn(process.execPath, [SHORTHORN_BIN, ...args], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), SHORTHORN_BIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
     // In its own process group a child does not get the terminal's Ctrl-C: the parent stops it, in order.
