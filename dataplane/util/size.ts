@@ -23,12 +23,14 @@ export function parseSize(text: string): number {
   return bytes;
 }
 
-/** A volume size: positive and a multiple of the 4 KiB block (Longhorn's VolumeSectorSize). */
+/**
+ * A volume size: positive, rounded up to the 4 KiB block (Longhorn's VolumeSectorSize) so decimal sizes
+ * such as `10G` work; Longhorn's manager rounds sizes up the same way (to 2 MiB).
+ */
 export function parseVolumeSize(text: string): number {
   const bytes = parseSize(text);
-  if (bytes <= 0 || bytes % 4096 !== 0)
-    throw new Error(`volume size ${text} (${bytes} bytes) must be a positive multiple of 4096`);
-  return bytes;
+  if (bytes <= 0) throw new Error(`volume size ${text} must be positive`);
+  return Math.ceil(bytes / 4096) * 4096;
 }
 
 export function formatSize(bytes: number): string {

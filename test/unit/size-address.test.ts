@@ -16,15 +16,15 @@ describe('parseSize', () => {
     expect(() => parseSize(text)).toThrow(/invalid size/),
   );
 
-  it('volume sizes must be 4 KiB multiples', () => {
+  it('rounds volume sizes up to the 4 KiB block, so decimal sizes work', () => {
     expect(parseVolumeSize('1Gi')).toBe(2 ** 30);
     expect(parseVolumeSize('8G')).toBe(8e9); // 8e9 = 4096 × 1953125
-    expect(() => parseVolumeSize('10G')).toThrow(/multiple of 4096/); // 10e9 is not
+    expect(parseVolumeSize('10G')).toBe(10_000_003_072); // 10e9 rounded up to the next 4096 multiple
+    expect(parseVolumeSize('1000')).toBe(4096);
   });
 
-  it('refuses sizes that are not 4 KiB multiples or zero', () => {
-    expect(() => parseVolumeSize('1000')).toThrow(/multiple of 4096/);
-    expect(() => parseVolumeSize('0')).toThrow(/multiple of 4096/);
+  it('refuses a zero size', () => {
+    expect(() => parseVolumeSize('0')).toThrow(/must be positive/);
   });
 
   it('formats binary sizes back', () => {
