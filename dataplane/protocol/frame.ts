@@ -134,11 +134,13 @@ export class FrameDecoder {
   /**
    * Throws ProtocolError on a malformed header; the caller should close the connection (the decoder is
    * not usable afterwards). If `onFrame` throws, the frames after it stay buffered for the next push.
+   * `transient`: the chunk's memory is reused after this call (a socket `onread` buffer), so bytes kept
+   * for later are copied; frames handed to `onFrame` may still be views valid only during the call.
    */
-  push(chunk: Buffer): void {
+  push(chunk: Buffer, transient = false): void {
     let buf = chunk;
     if (this.buffered > 0) {
-      this.pieces.push(chunk);
+      this.pieces.push(transient ? Buffer.from(chunk) : chunk);
       this.buffered += chunk.length;
       // `need` is HEADER_SIZE until a header is buffered, so garbage is refused before its "payload".
       if (this.buffered < this.need) return;
@@ -165,7 +167,8 @@ export class FrameDecoder {
     } finally {
       if (at < buf.length) {
         // Keep a view, not a copy: the chunk is not reused by the socket, and the rest is joined once.
-        this.pieces.push(at === 0 ? buf : buf.subarray(at));
+        const rest = at === 0 ? buf : buf.subarray(at);
+        this.pieces.push(transient && buf === chunk ? Buffer.from(rest) : rest);
         this.buffered = buf.length - at;
       }
     }

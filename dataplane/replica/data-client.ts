@@ -236,16 +236,16 @@ export class ReplicaDataClient extends EventEmitter {
     const conn: Connection = { socket, writer: new FrameWriter(socket), decoder };
     this.conns.push(conn);
     const where = `${this.host}:${this.port}`;
-    socket.on('data', (chunk: Buffer) => {
+    receiverOf(socket).onChunk = (chunk: Buffer) => {
       // Any byte counts as a sign of life: a large answer arriving slowly is not a silent replica.
       this.received = performance.now();
       try {
-        decoder.push(chunk);
+        decoder.push(chunk, true);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         this.fail(new Error(`replica data connection ${where}: ${message}`, { cause: err }));
       }
-    });
+    };
     socket.on('error', (err) => {
       this.fail(new Error(`replica data connection ${where} failed: ${err.message}`, { cause: err }));
     });
@@ -272,7 +272,7 @@ export class ReplicaDataClient extends EventEmitter {
     switch (type) {
       case MessageType.Response:
         if (reqType === MessageType.Read) {
-          if (f.data.length === length) resolve(f.data);
+          if (f.data.length === length) resolve(copyOut(f.data));
           else reject(new ReplicaIoError(`short read: ${f.data.length} of ${length} bytes`));
         } else if (reqType === MessageType.Unmap) {
           resolve(f.size);
@@ -320,9 +320,54 @@ function rangeError(message: string): Promise<never> {
   return Promise.reject(new RangeError(message));
 }
 
+/**
+ * Answers are read into one reusable buffer per connection (`onread`) instead of a fresh allocation per
+ * read: at tens of thousands of reads a second those allocations were the engine's main GC load. The
+ * decoder copies what it must keep; read payloads are copied out into shared slabs (copyOut).
+ */
+interface Receiver {
+  onChunk: ((chunk: Buffer) => void) | null;
+}
+const receivers = new WeakMap<Socket, Receiver>();
+const RECEIVE_BUFFER = 256 * 1024;
+
+function receiverOf(socket: Socket): Receiver {
+  return receivers.get(socket)!;
+}
+
+const SLAB_SIZE = 1024 * 1024;
+let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+let slabPos = 0;
+
+/** A copy of a payload that lives in the transient receive buffer, carved from a shared slab. */
+function copyOut(src: Buffer): Buffer {
+  const n = src.length;
+  if (n > SLAB_SIZE / 8) return Buffer.from(src);
+  if (slabPos + n > SLAB_SIZE) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    slabPos = 0;
+  }
+  const out = slab.subarray(slabPos, slabPos + n);
+  src.copy(out);
+  slabPos = (slabPos + n + 7) & ~7;
+  return out;
+}
+
 function openSocket(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect({ host, port });
+    const receiver: Receiver = { onChunk: null };
+    const socket = netConnect({
+      host,
+      port,
+      onread: {
+        buffer: Buffer.allocUnsafeSlow(RECEIVE_BUFFER),
+        callback: (n: number, buf: Uint8Array) => {
+          receiver.onChunk?.(Buffer.from(buf.buffer, buf.byteOffset, n));
+          return true;
+        },
+      },
+    });
+    receivers.set(socket, receiver);
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`timed out after ${timeoutMs} ms`));

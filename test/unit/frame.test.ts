@@ -155,6 +155,24 @@ describe('FrameDecoder', () => {
     );
   });
 
+  it('decodes chunks that live in one reused receive buffer (transient), as a socket onread gives them', () => {
+    fc.assert(
+      fc.property(fc.array(frameArb, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 40 }), (frames, cuts) => {
+        const stream = Buffer.concat(frames.map(encodeFrame));
+        const { frames: got, decoder } = collect();
+        const receive = Buffer.alloc(stream.length + 1);
+        for (const chunk of splitAt(stream, cuts)) {
+          chunk.copy(receive);
+          decoder.push(receive.subarray(0, chunk.length), true);
+          // The next read overwrites the buffer: anything the decoder kept must have been copied.
+          receive.fill(0xa5);
+        }
+        expect(got).toEqual(frames);
+        expect(decoder.pendingBytes).toBe(0);
+      }),
+    );
+  });
+
   it('decodes a stream fed one byte at a time', () => {
     fc.assert(
       fc.property(fc.array(frameArb, { maxLength: 5 }), (frames) => {

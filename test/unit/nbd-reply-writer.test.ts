@@ -170,6 +170,44 @@ describe('ReplyWriter', () => {
     expect(sink.writes[1]).toBe(data);
   });
 
+  it('reuses a full slab only after the socket reports its bytes written', () => {
+    // A sink that, like a socket, keeps chunks until "written": at that moment their bytes must still
+    // be what was handed over. The writer may then refill the slab.
+    const pending: { chunk: Buffer; snapshot: Buffer }[] = [];
+    const callbacks: (() => void)[] = [];
+    let verified = 0;
+    const sink: ReplySink = {
+      writable: true,
+      cork() {},
+      uncork() {},
+      write(chunk, done) {
+        pending.push({ chunk, snapshot: Buffer.from(chunk) });
+        if (done) callbacks.push(done);
+        return true;
+      },
+    };
+    const socketWritesEverything = () => {
+      for (const p of pending.splice(0)) {
+        expect(p.chunk.equals(p.snapshot)).toBe(true);
+        verified++;
+      }
+      for (const cb of callbacks.splice(0)) cb();
+    };
+    const writer = new ReplyWriter(sink, true, 8192);
+    const slabs = new Set<ArrayBufferLike>();
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 5; i++) writer.readData(target(round * 5 + i), i * 4096, Buffer.alloc(2048, round * 5 + i));
+      writer.flush();
+      for (const p of pending) slabs.add(p.chunk.buffer);
+      // Half the rounds the socket lags one flush behind: unwritten slabs must not be touched.
+      if (round % 2 === 1) socketWritesEverything();
+    }
+    socketWritesEverything();
+    expect(verified).toBeGreaterThan(20);
+    // 20 rounds × ~10 KiB through 8 KiB slabs: recycling keeps the number of distinct slabs small.
+    expect(slabs.size).toBeLessThan(8);
+  });
+
   it('drops replies once the socket is no longer writable', () => {
     const sink = new CollectingSink();
     const writer = new ReplyWriter(sink, false);

@@ -23,7 +23,8 @@ export interface ReplySink {
   readonly writable: boolean;
   cork(): void;
   uncork(): void;
-  write(chunk: Buffer): boolean;
+  /** `done` runs once the chunk has left for the kernel (net.Socket's write callback). */
+  write(chunk: Buffer, done?: () => void): boolean;
 }
 
 /** Identifies the request a reply answers. */
@@ -38,6 +39,9 @@ export class ReplyWriter {
   private segmentStart = 0;
   private pos = 0;
   private queue: Buffer[] = [];
+  /** Full slabs whose bytes are queued or in the socket, and slabs free to fill again. */
+  private retired: Buffer[] = [];
+  private spare: Buffer[] = [];
   private scheduled = false;
   private readonly flushCallback = () => this.flush();
 
@@ -120,11 +124,19 @@ export class ReplyWriter {
     if (queue.length === 0) return;
     this.queue = [];
     if (!this.sink.writable) return;
-    if (queue.length === 1) {
-      this.sink.write(queue[0]!);
+    // Slabs filled up to now are reused once this write is done: the socket writes in order, so the
+    // callback of the last chunk means every earlier chunk is written too. Allocating a fresh slab per
+    // fill instead made external memory churn the engine's main cause of major GCs.
+    const retired = this.retired;
+    const done = retired.length > 0 ? () => this.spare.push(...retired) : undefined;
+    if (done) this.retired = [];
+    const last = queue.length - 1;
+    if (last === 0) {
+      this.sink.write(queue[0]!, done);
     } else {
       this.sink.cork();
-      for (const b of queue) this.sink.write(b);
+      for (let i = 0; i < last; i++) this.sink.write(queue[i]!);
+      this.sink.write(queue[last]!, done);
       this.sink.uncork();
     }
     this.onFlush?.();
@@ -140,7 +152,9 @@ export class ReplyWriter {
   private reserve(n: number): number {
     if (this.pos + n > this.slab.length) {
       this.seal();
-      this.slab = Buffer.allocUnsafeSlow(Math.max(this.slabSize, n));
+      if (this.slab.length === this.slabSize) this.retired.push(this.slab);
+      this.slab =
+        (n <= this.slabSize ? this.spare.pop() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(this.slabSize, n));
       this.segmentStart = 0;
       this.pos = 0;
     }
