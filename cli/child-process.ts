@@ -5,6 +5,13 @@ import { fileURLToPath } from 'node:url';
 
 export const SHORTHORN_BIN = fileURLToPath(new URL('../bin/shorthorn.js', import.meta.url));
 
+/**
+ * Node flags every shorthorn process runs with (bin/shorthorn.js's shebang says the same for `npx`).
+ * `--single-threaded-gc`: on the 2-core benchmark machine V8's concurrent GC threads competed with the
+ * engine and replicas; without them replica CPU per write fell 10–20 % and IOPS rose (bench/RESULTS.md).
+ */
+export const DATA_PLANE_NODE_FLAGS = ['--single-threaded-gc'];
+
 export interface ShorthornProcess {
   child: ChildProcess;
   pid: number;
@@ -28,7 +35,7 @@ export function startShorthorn(
     nodeArgs?: string[];
   } = {},
 ): Promise<ShorthornProcess> {
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), SHORTHORN_BIN, ...args], {
+  const child = spawn(process.execPath, [...DATA_PLANE_NODE_FLAGS, ...(opts.nodeArgs ?? []), SHORTHORN_BIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
     // In its own process group a child does not get the terminal's Ctrl-C: the parent stops it, in order.
