@@ -8,9 +8,11 @@ export const SHORTHORN_BIN = fileURLToPath(new URL('../bin/shorthorn.js', import
 /**
  * Node flags every shorthorn process runs with (bin/shorthorn.js's shebang says the same for `npx`).
  * `--single-threaded-gc`: on the 2-core benchmark machine V8's concurrent GC threads competed with the
- * engine and replicas; without them replica CPU per write fell 10–20 % and IOPS rose (bench/RESULTS.md).
+ * engine and replicas; without them replica CPU per write fell 10–20 % and IOPS rose.
+ * `--no-incremental-marking`: after a burst of writes, incremental marking kept the engine in
+ * back-to-back old-space mark-compacts (~15/s); without it reads cost ~15 % less (bench/RESULTS.md).
  */
-export const DATA_PLANE_NODE_FLAGS = ['--single-threaded-gc'];
+export const DATA_PLANE_NODE_FLAGS = ['--single-threaded-gc', '--no-incremental-marking'];
 
 export interface ShorthornProcess {
   child: ChildProcess;
