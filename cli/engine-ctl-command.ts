@@ -30,6 +30,14 @@ function show(opts: CtlOpts, value: unknown, table: () => string): void {
   process.stdout.write(`${opts.output === 'json' ? JSON.stringify(value) : table()}\n`);
 }
 
+/** Replicas as a table for people, or JSON (modes by name) for scripts: a list, or the one replica. */
+function showReplicas(opts: CtlOpts, replicas: ControllerReplica[], asList: boolean): void {
+  const json = replicas.map((r) => ({ ...r, mode: replicaModeToJSON(r.mode) }));
+  show(opts, asList ? json : json[0], () =>
+    formatTable(['address', 'mode', 'revision', 'error'], replicaRows(replicas)),
+  );
+}
+
 export function registerEngineCtlCommand(program: Command): void {
   const ctl = program
     .command('engine-ctl')
@@ -56,11 +64,7 @@ export function registerEngineCtlCommand(program: Command): void {
     .action(
       withClient(async (c, opts) => {
         const { replicas } = await unary(c.replicaList, c, {});
-        show(
-          opts,
-          replicas.map((r) => ({ ...r, mode: replicaModeToJSON(r.mode) })),
-          () => formatTable(['address', 'mode', 'revision', 'error'], replicaRows(replicas)),
-        );
+        showReplicas(opts, replicas, true);
       }),
     );
 
@@ -71,9 +75,7 @@ export function registerEngineCtlCommand(program: Command): void {
       withClient(async (c, opts, address: string) => {
         parseReplicaAddress(address);
         const r = await unary(c.replicaCreate, c, { address }, 120_000);
-        show(opts, { ...r, mode: replicaModeToJSON(r.mode) }, () =>
-          formatTable(['address', 'mode', 'revision', 'error'], replicaRows([r])),
-        );
+        showReplicas(opts, [r], false);
       }),
     );
 
@@ -95,9 +97,7 @@ export function registerEngineCtlCommand(program: Command): void {
         const m = { RW: ReplicaMode.RW, WO: ReplicaMode.WO, ERR: ReplicaMode.ERR }[mode.toUpperCase()];
         if (m === undefined) throw new Error(`mode must be RW, WO or ERR, got ${mode}`);
         const r = await unary(c.replicaUpdate, c, { address, mode: m });
-        show(opts, { ...r, mode: replicaModeToJSON(r.mode) }, () =>
-          formatTable(['address', 'mode', 'revision', 'error'], replicaRows([r])),
-        );
+        showReplicas(opts, [r], false);
       }),
     );
 
