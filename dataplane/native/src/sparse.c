@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exports.h"
+
 static napi_value throw_errno(napi_env env, const char *what, int err) {
   char msg[256];
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
@@ -120,6 +122,7 @@ static napi_value allocated_bytes(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* The addon's only module init; the other source files hook in through exports.h. */
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
@@ -128,7 +131,12 @@ static napi_value init(napi_env env, napi_value exports) {
       {"dataExtents", NULL, data_extents, NULL, NULL, NULL, napi_default, NULL},
       {"allocatedBytes", NULL, allocated_bytes, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok ||
+      crc64_register(env, exports) != napi_ok) {
+    /* Returning NULL alone would hand require() a half-filled exports object without complaint. */
+    napi_throw_error(env, "ERR_SHORTHORN_NATIVE", "shorthorn_native: module init failed");
+    return NULL;
+  }
   return exports;
 }
 

@@ -102,6 +102,26 @@ export class BlockIndex {
     }
   }
 
+  /**
+   * Purge coalesced layer `layer` into the one right above it, and the merged file now sits at
+   * `layer`: blocks of `layer` and `layer + 1` both map to `layer`, every higher layer moves down one.
+   */
+  mergeWithLayerAbove(layer: number): void {
+    checkLayer(layer);
+    if (layer === NO_LAYER) throw new RangeError('cannot merge the "no layer" entry');
+    const blocks = this.blocks;
+    for (let i = 0; i < blocks.length; i++) {
+      const v = blocks[i]!;
+      if (v > layer) blocks[i] = v - 1;
+    }
+  }
+
+  /** Blocks [first, first + source.blockCount) take the entries of `source` (block 0 of source = `first`). */
+  copyFrom(first: number, source: BlockIndex): void {
+    this.checkRange(first, first + source.blocks.length);
+    this.blocks.set(source.blocks, first);
+  }
+
   /** Make room for `blockCount` blocks (volume expansion); new blocks belong to no layer. */
   grow(blockCount: number): void {
     if (!Number.isSafeInteger(blockCount) || blockCount < this.blocks.length) {

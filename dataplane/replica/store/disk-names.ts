@@ -14,8 +14,23 @@ export function isHeadDiskName(name: string): boolean {
   return HEAD_NAME.test(name);
 }
 
+/** NNN of volume-head-NNN.img, or -1 for any other name. */
+export function headGeneration(name: string): number {
+  const m = HEAD_NAME.exec(name);
+  return m === null ? -1 : Number(m[1]);
+}
+
+const SNAPSHOT_PREFIX = 'volume-snap-';
+const IMG_SUFFIX = '.img';
+
 export function snapshotDiskName(snapshot: string): string {
-  return `volume-snap-${snapshot}.img`;
+  return `${SNAPSHOT_PREFIX}${snapshot}${IMG_SUFFIX}`;
+}
+
+/** `s1` for `volume-snap-s1.img`; null for a head or any other file. */
+export function snapshotNameOfDisk(disk: string): string | null {
+  if (!disk.startsWith(SNAPSHOT_PREFIX) || !disk.endsWith(IMG_SUFFIX)) return null;
+  return disk.slice(SNAPSHOT_PREFIX.length, -IMG_SUFFIX.length);
 }
 
 /** The layer a `<file>.img.meta` sidecar describes, or null for any other file. */

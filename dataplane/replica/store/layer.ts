@@ -1,27 +1,30 @@
 // One open layer file of a replica's chain: a sparse file whose apparent size is the volume size it
 // was created for. Opened with ordinary buffered I/O (not O_DIRECT like Longhorn): reads hit the page
 // cache and durability comes from an explicit fdatasync at flush.
-import { closeSync, fdatasync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { sparse } from '../../native/sparse.js';
 import type { DiskMeta } from './disk-meta.js';
 
 export class Layer {
+  private closed = false;
+
   private constructor(
     readonly fd: number,
-    readonly path: string,
+    readonly dir: string,
+    /** Replaced when the layer changes role (the head becomes a snapshot) or is marked removed. */
     public meta: DiskMeta,
     readonly writable: boolean,
   ) {}
 
   /**
-   * Snapshot layers are opened read-only: nothing writes to them until purge/coalesce exists, and a
-   * stray write there would corrupt every volume state that shares the snapshot.
+   * Snapshot layers are opened read-only: purge writes to them through fds of its own, and a stray
+   * write through the read path would corrupt every volume state that shares the snapshot.
    */
   static open(dir: string, meta: DiskMeta, writable: boolean): Layer {
     const path = join(dir, meta.name);
     try {
-      return new Layer(openSync(path, writable ? 'r+' : 'r'), path, meta, writable);
+      return new Layer(openSync(path, writable ? 'r+' : 'r'), dir, meta, writable);
     } catch (cause) {
       throw new Error(`open layer ${path}`, { cause });
     }
@@ -29,6 +32,10 @@ export class Layer {
 
   get name(): string {
     return this.meta.name;
+  }
+
+  get path(): string {
+    return join(this.dir, this.meta.name);
   }
 
   apparentSize(): number {
@@ -57,13 +64,30 @@ export class Layer {
     }
   }
 
+  /**
+   * A layer closed meanwhile (a purge replaced it, a revert dropped it) was synced before closing or
+   * its data was discarded on purpose, so a sync that finds it closed has nothing left to do.
+   */
   fdatasync(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      fdatasync(this.fd, (err) => (err ? reject(new Error(`fdatasync ${this.name}`, { cause: err })) : resolve()));
+      fdatasync(this.fd, (err) =>
+        err && !this.closed ? reject(new Error(`fdatasync ${this.name}`, { cause: err })) : resolve(),
+      );
     });
   }
 
+  fdatasyncSync(): void {
+    try {
+      fdatasyncSync(this.fd);
+    } catch (cause) {
+      throw new Error(`fdatasync ${this.name}`, { cause });
+    }
+  }
+
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     closeSync(this.fd);
   }
 }

@@ -10,22 +10,38 @@
 import {
   closeSync,
   existsSync,
+  fdatasyncSync,
   fsyncSync,
   ftruncateSync,
+  linkSync,
   mkdirSync,
   openSync,
   readdirSync,
   readSync,
+  renameSync,
+  rmSync,
   statSync,
   writeSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { EXTENT_HOLE, EXTENT_ZERO } from '../../block-device.js';
+import { sparse } from '../../native/sparse.js';
+import { fsyncDirectory } from './atomic-file.js';
 import { BLOCK_SIZE, BlockIndex, MAX_LAYERS, NO_LAYER } from './block-index.js';
 import { type DiskMeta, goTimestamp, readAllDiskMetas, readDiskMeta, writeDiskMeta } from './disk-meta.js';
-import { DISK_META_SUFFIX, headDiskName, isHeadDiskName } from './disk-names.js';
+import {
+  DISK_META_SUFFIX,
+  headDiskName,
+  headGeneration,
+  isHeadDiskName,
+  snapshotDiskName,
+  snapshotNameOfDisk,
+} from './disk-names.js';
 import { Layer } from './layer.js';
+import { foldFile, pruneWindow } from './layer-fold.js';
+import { nextPurgeAction, type PurgeAction } from './purge-plan.js';
 import { RevisionCounterFile, readRevisionCounter, writeRevisionCounterFile } from './revision-counter.js';
+import { removeSnapshotChecksum } from './snapshot-checksum.js';
 import {
   REPLICA_SECTOR_SIZE,
   readVolumeMeta,
@@ -75,6 +91,16 @@ const RESOLVE_WINDOW_BLOCKS = 64 * 1024;
 /** Extents are fetched per window for the same reason: a fragmented layer would yield a huge array. */
 const EXTENT_WINDOW_BYTES = 1024 * 1024 * 1024;
 
+/** A chain operation refused for a reason the caller can act on; `code` says which. */
+export class ReplicaChainError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'not-found' | 'exists' | 'limit' | 'invalid' | 'busy',
+  ) {
+    super(message);
+  }
+}
+
 /** Directories open in this process: two Replica objects writing one directory would corrupt it. */
 const openDirs = new Set<string>();
 
@@ -87,18 +113,55 @@ interface OpenParts {
   counterFile: RevisionCounterFile;
 }
 
+export interface SnapshotOptions {
+  userCreated: boolean;
+  /** RFC 3339 UTC, whole seconds; the engine gives every replica the same value. */
+  created: string;
+  labels: Record<string, string>;
+}
+
+export interface PurgeProgress {
+  /** Actions done so far / planned so far (the plan grows as coalesces open up new ones). */
+  done: number;
+  action: PurgeAction;
+}
+
+/**
+ * At most this many snapshots per volume (Longhorn's MaximumTotalSnapshotCount). Removed snapshots
+ * count until purged: they still occupy a layer of the chain.
+ */
+export const MAX_SNAPSHOTS = 250;
+/** Snapshot names end up in file names and URLs: keep them to what every layer accepts. */
+const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$/;
+/** Prune and chain-unmap work in windows this large so one synchronous step stays short. */
+const PRUNE_WINDOW_BYTES = 64 * 1024 * 1024;
+
 export class Replica {
   readonly dir: string;
-  readonly size: number;
+  /** Grows with expand(). */
+  size: number;
   /** Writes taken so far (+1 per write, writeZeroes and unmap); persisted by flush() and close(). */
   revisionCounter: number;
 
+  /**
+   * Trims also free snapshot space: before unmapping, the run of snapshots right under the head is
+   * marked removed and punched too (Longhorn's unmap-mark-disk-chain-removed). Set by the engine.
+   */
+  unmapMarkChainRemoved = false;
+
   private meta: VolumeMeta;
   /** Every layer described in the directory, including side branches outside the chain. */
-  private readonly disks: Map<string, DiskMeta>;
+  private disks: Map<string, DiskMeta>;
   /** [0] is unused (index 0 = no layer), [1] = oldest … [n-1] = head, as in the BlockIndex. */
-  private readonly layers: (Layer | null)[];
-  private readonly index: BlockIndex;
+  private layers: (Layer | null)[];
+  private index: BlockIndex;
+  /**
+   * Former heads whose writes have not reached the disk yet: a snapshot turns the head into a
+   * snapshot layer without syncing it (that would stall I/O), so the next flush syncs them too.
+   */
+  private readonly unsyncedLayers = new Set<Layer>();
+  /** A purge or another long chain operation in progress; they run one at a time. */
+  private chainJob: string | null = null;
   private readonly counterFile: RevisionCounterFile;
 
   private closing: Promise<void> | null = null;
@@ -215,6 +278,7 @@ export class Replica {
         throw new Error(`backing files are not supported (BackingFilePath ${meta.backingFilePath})`);
       }
       const disks = readAllDiskMetas(dir);
+      removeInterruptedLeftovers(dir, meta.head, disks);
       const chain = walkChain(meta.head, disks);
       for (let i = chain.length - 1; i >= 0; i--) {
         layers.push(Layer.open(dir, disks.get(chain[i]!)!, i === 0));
@@ -272,18 +336,61 @@ export class Replica {
     const last = alignDown(offset + length);
     if (last <= first) return 0;
     const head = this.head;
+    const below = this.meta.rebuilding ? [] : this.removedRunBelowHead();
+    let freed = 0;
     const before = head.allocatedBytes();
     head.punchHole(first, last - first);
     this.headChanges++;
-    // Only the head is punched (removed snapshots below it come later), so the data of lower layers
-    // shows through again, exactly as the index built by the next open would have it.
+    freed += Math.max(0, before - head.allocatedBytes());
+    for (const layer of below) freed += this.punchSnapshotLayer(layer, first, last);
+    // Punched layers let the data of lower layers show through again, exactly as the index built by
+    // the next open would have it.
     const headIndex = this.headIndex;
     for (let b = first / BLOCK_SIZE; b < last / BLOCK_SIZE; b += RESOLVE_WINDOW_BLOCKS) {
       const end = Math.min(b + RESOLVE_WINDOW_BLOCKS, last / BLOCK_SIZE);
-      if (headIndex === 1) this.index.setRange(b, end, NO_LAYER);
+      if (below.length > 0) this.index.copyFrom(b, this.beneath(b, end, headIndex + 1));
+      else if (headIndex === 1) this.index.setRange(b, end, NO_LAYER);
       else if (this.index.includes(b, end, headIndex)) this.index.uncover(b, end, headIndex, this.beneathHead(b, end));
     }
-    return Math.max(0, before - head.allocatedBytes());
+    return freed;
+  }
+
+  /**
+   * The snapshots an unmap punches besides the head: the run of removed snapshots right under it, each
+   * with no child but the layer above (a snapshot with a side branch is still needed as it is). With
+   * unmapMarkChainRemoved the run is first extended by marking the snapshots under the head removed.
+   */
+  private removedRunBelowHead(): Layer[] {
+    const children = new Map<string, number>();
+    for (const disk of this.disks.values()) children.set(disk.parent, (children.get(disk.parent) ?? 0) + 1);
+    const run: Layer[] = [];
+    for (let i = this.headIndex - 1; i >= 1; i--) {
+      const layer = this.layers[i]!;
+      if ((children.get(layer.name) ?? 0) !== 1) break;
+      if (!layer.meta.removed) {
+        if (!this.unmapMarkChainRemoved) break;
+        this.updateDiskMeta({ ...layer.meta, removed: true });
+      }
+      run.push(layer);
+    }
+    return run;
+  }
+
+  /** Punches [first, last) of a snapshot layer (clipped to its size); returns the bytes freed. */
+  private punchSnapshotLayer(layer: Layer, first: number, last: number): number {
+    const end = Math.min(last, layer.apparentSize());
+    if (end <= first) return 0;
+    const before = layer.allocatedBytes();
+    const fd = openSync(layer.path, 'r+');
+    try {
+      sparse.punchHole(fd, first, end - first);
+    } catch (cause) {
+      throw new Error(`punch hole in ${layer.name} at ${first} length ${end - first}`, { cause });
+    } finally {
+      closeSync(fd);
+    }
+    removeSnapshotChecksum(this.dir, layer.name);
+    return Math.max(0, before - layer.allocatedBytes());
   }
 
   blockStatus(offset: number, length: number): { length: number; flags: number }[] {
@@ -328,6 +435,347 @@ export class Replica {
       const layer = open.get(name);
       return layer !== undefined ? layer.allocatedBytes() : allocatedBytesOf(join(this.dir, name));
     });
+  }
+
+  // ---- snapshot chain ------------------------------------------------------------------------------
+
+  /**
+   * Longhorn's createDisk (reference §1.4): the head becomes snapshot `name` (a hard link, no data
+   * copied) and a new empty head on top of it takes the writes. Synchronous, so no I/O of this process
+   * interleaves; the engine has paused the volume's I/O around it anyway.
+   */
+  snapshot(name: string, opts: SnapshotOptions): void {
+    this.checkOpen('snapshot');
+    checkSnapshotName(name);
+    const count = this.snapshotCount();
+    if (opts.userCreated && count >= MAX_SNAPSHOTS) {
+      throw new ReplicaChainError(
+        `volume has ${count} snapshots (removed ones count until purged), the most is ${MAX_SNAPSHOTS}: delete and purge some first`,
+        'limit',
+      );
+    }
+    this.cutHead(snapshotDiskName(name), opts, this.size);
+  }
+
+  /** Snapshots in the directory, removed ones included (they hold a layer until purged). */
+  snapshotCount(): number {
+    let n = 0;
+    for (const name of this.disks.keys()) if (snapshotNameOfDisk(name) !== null) n++;
+    return n;
+  }
+
+  /**
+   * Longhorn's revertDisk (reference §1.5): a new empty head on top of snapshot `name`; the old head's
+   * data is dropped, snapshots newer than `name` stay as a side branch. The caller guarantees no I/O.
+   */
+  revert(name: string, created: string): void {
+    this.checkOpen('revert');
+    this.checkNoChainJob('revert');
+    const target = this.snapshotDisk(name);
+    if (target.removed) throw new ReplicaChainError(`snapshot ${name} is removed; it cannot be reverted to`, 'invalid');
+    const oldHead = this.head;
+    const newHead = this.nextHeadName();
+    createSparseFile(join(this.dir, newHead), this.size);
+    const headMeta: DiskMeta = {
+      name: newHead,
+      parent: target.name,
+      removed: false,
+      userCreated: false,
+      created,
+      labels: {},
+    };
+    try {
+      writeDiskMeta(this.dir, headMeta);
+      this.meta = { ...this.meta, head: newHead, parent: target.name, dirty: true };
+      writeVolumeMeta(this.dir, this.meta);
+    } catch (err) {
+      removeQuietly(join(this.dir, newHead), join(this.dir, newHead + DISK_META_SUFFIX));
+      throw err;
+    }
+    this.unsyncedLayers.delete(oldHead);
+    removeQuietly(join(this.dir, oldHead.name), join(this.dir, oldHead.name + DISK_META_SUFFIX));
+    fsyncDirectory(this.dir);
+    this.reload();
+  }
+
+  /** Marks a snapshot removed (phase 1 of delete): it keeps serving reads until purge() folds it away. */
+  markRemoved(name: string): void {
+    this.checkOpen('remove snapshot');
+    const disk = this.snapshotDisk(name);
+    if (disk.removed) return;
+    this.updateDiskMeta({ ...disk, removed: true });
+  }
+
+  /**
+   * Phase 2 of delete (reference §1.6): system snapshots are marked removed, then every removed
+   * snapshot is removed, coalesced into its only child or pruned under the head, one action at a time.
+   * The volume reads the same before and after; I/O keeps flowing while data is folded.
+   */
+  async purge(onProgress?: (p: PurgeProgress) => void, signal?: AbortSignal): Promise<PurgeAction[]> {
+    this.checkOpen('purge');
+    this.checkNoChainJob('purge');
+    if (this.meta.rebuilding) throw new ReplicaChainError('the replica is rebuilding; purge after the rebuild', 'busy');
+    this.chainJob = 'purge';
+    const done: PurgeAction[] = [];
+    try {
+      for (const disk of [...this.disks.values()]) {
+        if (!disk.userCreated && !disk.removed && disk.name !== this.meta.head) {
+          this.updateDiskMeta({ ...disk, removed: true });
+        }
+      }
+      const pruned = new Set<string>();
+      for (;;) {
+        signal?.throwIfAborted();
+        this.checkOpen('purge');
+        const action = nextPurgeAction(this.disks, this.meta.head, pruned);
+        if (action === null) break;
+        if (action.kind === 'remove') this.removeDiskFiles(action.disk);
+        else if (action.kind === 'coalesce') await this.coalesce(action.parent, action.child, signal);
+        else {
+          this.prune(action.disk);
+          pruned.add(action.disk);
+        }
+        done.push(action);
+        onProgress?.({ done: done.length, action });
+      }
+      return done;
+    } finally {
+      this.chainJob = null;
+    }
+  }
+
+  /**
+   * Grows the volume (reference §2.5): an expansion snapshot `expand-<size>` (system, labelled
+   * replica-expansion) and a new head of the new size. Layers below keep their smaller size; reads
+   * past a layer's end are zeros.
+   */
+  expand(newSize: number): void {
+    this.checkOpen('expand');
+    checkVolumeSize(newSize, 'expand');
+    if (newSize < this.size) {
+      throw new ReplicaChainError(`cannot shrink the volume from ${this.size} to ${newSize} bytes`, 'invalid');
+    }
+    if (newSize === this.size) return;
+    this.cutHead(
+      snapshotDiskName(`expand-${newSize}`),
+      { userCreated: false, created: goTimestamp(), labels: { 'replica-expansion': String(newSize) } },
+      newSize,
+    );
+    this.index.grow(newSize / BLOCK_SIZE);
+    this.size = newSize;
+  }
+
+  /** Re-reads the chain from the files (after a rebuild replaced them) and rebuilds the block index. */
+  reload(): void {
+    this.checkOpen('reload');
+    const meta = readVolumeMeta(this.dir) ?? this.meta;
+    const disks = readAllDiskMetas(this.dir);
+    const chain = walkChain(meta.head, disks);
+    const layers: (Layer | null)[] = [null];
+    try {
+      for (let i = chain.length - 1; i >= 0; i--) layers.push(Layer.open(this.dir, disks.get(chain[i]!)!, i === 0));
+      const index = new BlockIndex(meta.size / BLOCK_SIZE);
+      for (let i = 1; i < layers.length; i++) markExtents(index, layers[i]!, i, 0, meta.size);
+      for (const layer of this.layers) if (layer !== null) this.closeLayer(layer);
+      this.meta = { ...meta, parent: disks.get(meta.head)!.parent };
+      this.disks = disks;
+      this.layers = layers;
+      this.index = index;
+      this.size = meta.size;
+      this.headChangesSynced = this.headChanges;
+    } catch (err) {
+      for (const layer of layers) layer?.close();
+      throw new Error(`reload replica ${this.dir}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Marks the replica as a rebuild target (or not) in volume.meta, as Longhorn's RebuildingSet. */
+  setRebuilding(rebuilding: boolean): void {
+    this.checkOpen('set rebuilding');
+    if (this.meta.rebuilding === rebuilding) return;
+    this.meta = { ...this.meta, rebuilding };
+    writeVolumeMeta(this.dir, this.meta);
+  }
+
+  /** Takes over another replica's counter at the end of a rebuild; persisted by the next flush. */
+  setRevisionCounter(counter: number): void {
+    this.checkOpen('set revision counter');
+    if (!Number.isSafeInteger(counter) || counter < 0) throw new RangeError(`invalid revision counter ${counter}`);
+    this.revisionCounter = counter;
+  }
+
+  /** Layer metas of the directory (chain and side branches). */
+  diskMetas(): DiskMeta[] {
+    return [...this.disks.values()].map((d) => ({ ...d, labels: { ...d.labels } }));
+  }
+
+  /** The open layer files of the chain, oldest first (for rebuild sources and hashing). */
+  chainDiskNames(): string[] {
+    return this.layers.flatMap((layer) => (layer === null ? [] : [layer.name]));
+  }
+
+  private snapshotDisk(name: string): DiskMeta {
+    const diskName = snapshotNameOfDisk(name) !== null ? name : snapshotDiskName(name);
+    const disk = this.disks.get(diskName);
+    if (disk === undefined) throw new ReplicaChainError(`snapshot ${name} does not exist`, 'not-found');
+    return disk;
+  }
+
+  private updateDiskMeta(disk: DiskMeta): void {
+    writeDiskMeta(this.dir, disk);
+    this.disks.set(disk.name, disk);
+    for (const layer of this.layers) if (layer?.name === disk.name) layer.meta = disk;
+  }
+
+  private nextHeadName(): string {
+    let generation = headGeneration(this.meta.head) + 1;
+    while (existsSync(join(this.dir, headDiskName(generation)))) generation++;
+    return headDiskName(generation);
+  }
+
+  /**
+   * The head becomes snapshot layer `snapDisk`, a new empty head of `newHeadSize` goes on top. Until
+   * volume.meta names the new head a crash leaves the old chain intact (the extra files are cleaned
+   * up at the next open); after it, only the old head's names are left to drop.
+   */
+  private cutHead(snapDisk: string, opts: SnapshotOptions, newHeadSize: number): void {
+    if (this.disks.has(snapDisk)) {
+      throw new ReplicaChainError(`snapshot ${snapshotNameOfDisk(snapDisk)} already exists`, 'exists');
+    }
+    if (this.layers.length >= MAX_LAYERS) {
+      throw new ReplicaChainError(
+        `the chain already has ${this.layers.length - 1} layers; purge snapshots first`,
+        'limit',
+      );
+    }
+    const dir = this.dir;
+    const oldHead = this.head;
+    const oldHeadMeta = this.disks.get(oldHead.name)!;
+    const newHead = this.nextHeadName();
+    const headMeta: DiskMeta = {
+      name: newHead,
+      parent: snapDisk,
+      removed: false,
+      userCreated: false,
+      created: opts.created,
+      labels: {},
+    };
+    const snapMeta: DiskMeta = {
+      name: snapDisk,
+      parent: oldHeadMeta.parent,
+      removed: false,
+      userCreated: opts.userCreated,
+      created: opts.created,
+      labels: { ...opts.labels },
+    };
+    let newLayer: Layer | null = null;
+    try {
+      createSparseFile(join(dir, newHead), newHeadSize);
+      writeDiskMeta(dir, headMeta);
+      linkSync(join(dir, oldHead.name), join(dir, snapDisk));
+      writeDiskMeta(dir, snapMeta);
+      newLayer = Layer.open(dir, headMeta, true);
+      this.meta = { ...this.meta, head: newHead, parent: snapDisk, dirty: true, size: newHeadSize };
+      writeVolumeMeta(dir, this.meta);
+    } catch (err) {
+      newLayer?.close();
+      this.meta = { ...this.meta, head: oldHead.name, parent: oldHeadMeta.parent, size: this.size };
+      removeQuietly(
+        join(dir, newHead),
+        join(dir, newHead + DISK_META_SUFFIX),
+        join(dir, snapDisk),
+        join(dir, snapDisk + DISK_META_SUFFIX),
+      );
+      throw new Error(`snapshot ${snapDisk} of replica ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    removeQuietly(join(dir, oldHead.name), join(dir, oldHead.name + DISK_META_SUFFIX));
+    fsyncDirectory(dir);
+    if (this.headChangesSynced < this.headChanges) this.unsyncedLayers.add(oldHead);
+    this.headChangesSynced = this.headChanges;
+    oldHead.meta = snapMeta;
+    this.disks.delete(oldHeadMeta.name);
+    this.disks.set(snapDisk, snapMeta);
+    this.disks.set(newHead, headMeta);
+    this.layers.push(newLayer);
+  }
+
+  /**
+   * Folds `child`'s data into `parent`'s file, which then replaces the child (reference §1.6). Every
+   * step leaves a chain that reads the same: the fold only writes parent blocks the child hides; the
+   * folded file is linked over the child's name (child and parent now the same inode); the child's meta
+   * then skips the parent; the parent's names go last.
+   */
+  private async coalesce(parent: string, child: string, signal?: AbortSignal): Promise<void> {
+    const dir = this.dir;
+    // Its own fold syncs the parent's data; a child still waiting for a sync is read by the fold.
+    await foldFile(join(dir, child), join(dir, parent), signal);
+    this.checkOpen('purge');
+    const parentMeta = this.disks.get(parent);
+    const childMeta = this.disks.get(child);
+    if (parentMeta === undefined || childMeta === undefined || childMeta.parent !== parent) {
+      throw new Error(`coalesce ${parent} into ${child}: the chain changed meanwhile`);
+    }
+    const staging = join(dir, `${child}.coalesce`);
+    removeQuietly(staging);
+    linkSync(join(dir, parent), staging);
+    renameSync(staging, join(dir, child));
+    fsyncDirectory(dir);
+    removeSnapshotChecksum(dir, child);
+    removeSnapshotChecksum(dir, parent);
+    const merged: DiskMeta = { ...childMeta, parent: parentMeta.parent };
+    writeDiskMeta(dir, merged);
+    const at = this.layers.findIndex((layer) => layer?.name === parent);
+    if (at > 0) {
+      const folded = Layer.open(dir, merged, false);
+      this.closeLayer(this.layers[at]!);
+      this.closeLayer(this.layers[at + 1]!);
+      this.layers.splice(at, 2, folded);
+      this.index.mergeWithLayerAbove(at);
+    }
+    this.disks.delete(parent);
+    this.disks.set(child, merged);
+    removeQuietly(join(dir, parent), join(dir, parent + DISK_META_SUFFIX));
+    fsyncDirectory(dir);
+  }
+
+  /** Punches holes in snapshot `disk` (right under the head) wherever the head has data. */
+  private prune(disk: string): void {
+    const at = this.layers.findIndex((layer) => layer?.name === disk);
+    if (at !== this.headIndex - 1) return;
+    const fd = openSync(join(this.dir, disk), 'r+');
+    try {
+      const head = this.head;
+      for (let w = 0; w < this.size; w += PRUNE_WINDOW_BYTES) {
+        pruneWindow(fd, head.fd, w, Math.min(w + PRUNE_WINDOW_BYTES, this.size));
+      }
+      fdatasyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    removeSnapshotChecksum(this.dir, disk);
+  }
+
+  /** Deletes a layer that is not part of the chain (a childless removed snapshot). */
+  private removeDiskFiles(disk: string): void {
+    if (this.layers.some((layer) => layer?.name === disk)) throw new Error(`remove ${disk}: it is part of the chain`);
+    removeSnapshotChecksum(this.dir, disk);
+    removeQuietly(join(this.dir, disk), join(this.dir, disk + DISK_META_SUFFIX));
+    fsyncDirectory(this.dir);
+    this.disks.delete(disk);
+  }
+
+  private closeLayer(layer: Layer): void {
+    // A layer with writes not yet synced is synced before its fd goes: after close no flush can reach it.
+    if (this.unsyncedLayers.delete(layer)) layer.fdatasyncSync();
+    layer.close();
+  }
+
+  private checkOpen(op: string): void {
+    if (this.closing !== null) throw new Error(`${op}: replica ${this.dir} is closed`);
+  }
+
+  private checkNoChainJob(op: string): void {
+    if (this.chainJob !== null) throw new ReplicaChainError(`${op}: a ${this.chainJob} is in progress`, 'busy');
   }
 
   private get headIndex(): number {
@@ -408,6 +856,11 @@ export class Replica {
     const stop = alignUp(end);
     let out = data;
     if (start !== offset || stop !== end) {
+      if (this.meta.rebuilding) {
+        // Completing the edge blocks would read layers that are still being copied in (the engine
+        // widens writes to whole blocks while a replica rebuilds, so this is a broken peer).
+        throw new Error(`unaligned write of ${data.length} bytes at ${offset} while rebuilding`);
+      }
       out = Buffer.allocUnsafe(stop - start);
       const lastBlock = stop - BLOCK_SIZE;
       if (offset !== start) this.readInto(out, 0, start, BLOCK_SIZE);
@@ -431,6 +884,12 @@ export class Replica {
   private zeroWholeBlocks(first: number, end: number): void {
     const head = this.head;
     this.headChanges++;
+    if (this.meta.rebuilding) {
+      // The layers below are still being copied in: only explicit zeros in the head are sure to hide them.
+      this.index.setRange(first, end, this.headIndex);
+      this.writeZeroBytes(first * BLOCK_SIZE, (end - first) * BLOCK_SIZE);
+      return;
+    }
     if (this.headIndex === 1) {
       head.punchHole(first * BLOCK_SIZE, (end - first) * BLOCK_SIZE);
       this.index.setRange(first, end, NO_LAYER);
@@ -461,11 +920,16 @@ export class Replica {
    * block 0 is `first`. Asks the files (SEEK_DATA/SEEK_HOLE): the index only knows the top layer.
    */
   private beneathHead(first: number, end: number): BlockIndex {
-    const beneath = new BlockIndex(end - first);
-    for (let i = 1; i < this.headIndex; i++) {
-      markExtents(beneath, this.layers[i]!, i, first * BLOCK_SIZE, end * BLOCK_SIZE);
+    return this.beneath(first, end, this.headIndex);
+  }
+
+  /** Like beneathHead, for the layers below index `top` (top = headIndex + 1: the whole chain). */
+  private beneath(first: number, end: number, top: number): BlockIndex {
+    const result = new BlockIndex(end - first);
+    for (let i = 1; i < top; i++) {
+      markExtents(result, this.layers[i]!, i, first * BLOCK_SIZE, end * BLOCK_SIZE);
     }
-    return beneath;
+    return result;
   }
 
   /**
@@ -477,10 +941,19 @@ export class Replica {
     const call = ++this.flushCalls;
     const headChanges = this.headChanges;
     const counter = this.revisionCounter;
+    // Captured now: a snapshot during the awaits below moves these writes into a former head.
+    const formerHeads = [...this.unsyncedLayers];
+    const head = this.head;
+    const headDirty = this.headChangesSynced < headChanges;
     if (this.syncFailure !== null) throw this.syncFailure;
     try {
-      if (this.headChangesSynced < headChanges) {
-        await this.head.fdatasync();
+      for (const layer of formerHeads) {
+        if (!this.unsyncedLayers.has(layer)) continue;
+        await layer.fdatasync();
+        this.unsyncedLayers.delete(layer);
+      }
+      if (headDirty) {
+        await head.fdatasync();
         this.headChangesSynced = Math.max(this.headChangesSynced, headChanges);
       }
       // A later flush call may have written a newer value while this one waited: keep the newer one.
@@ -523,6 +996,20 @@ export class Replica {
       throw new Error(`close replica ${this.dir}: ${(failure as Error).message}`, { cause: failure });
     }
   }
+}
+
+function checkSnapshotName(name: string): void {
+  if (!SNAPSHOT_NAME.test(name)) {
+    throw new ReplicaChainError(
+      `invalid snapshot name ${JSON.stringify(name)}: use 1-200 letters, digits, '_', '.' or '-', starting with a letter or digit`,
+      'invalid',
+    );
+  }
+}
+
+/** Unlinks files that may or may not exist (cleanup after a failed step, or names already gone). */
+function removeQuietly(...paths: string[]): void {
+  for (const path of paths) rmSync(path, { force: true });
 }
 
 function checkVolumeSize(size: number, what: string): void {
@@ -583,6 +1070,37 @@ function walkChain(head: string, disks: Map<string, DiskMeta>): string[] {
     name = disk.parent;
   }
   return chain;
+}
+
+/**
+ * Cleans up after a snapshot, revert or coalesce that a crash interrupted: heads other than the one
+ * volume.meta names (a cut that completed left the old head's names, one that did not left the new
+ * head), a snapshot that is still the same file as the head (its cut never completed), and a
+ * coalesce's staging link. None of them holds data the chain needs.
+ */
+function removeInterruptedLeftovers(dir: string, head: string, disks: Map<string, DiskMeta>): void {
+  const headInode = statSync(join(dir, head)).ino;
+  for (const file of readdirSync(dir)) {
+    if (file.endsWith('.coalesce')) removeQuietly(join(dir, file));
+  }
+  for (const name of [...disks.keys()]) {
+    if (name === head) continue;
+    const isOrphanHead = isHeadDiskName(name);
+    const isUnfinishedSnapshot =
+      !isOrphanHead && ![...disks.values()].some((d) => d.parent === name) && inodeOf(join(dir, name)) === headInode;
+    if (isOrphanHead || isUnfinishedSnapshot) {
+      removeQuietly(join(dir, name), join(dir, name + DISK_META_SUFFIX));
+      disks.delete(name);
+    }
+  }
+}
+
+function inodeOf(path: string): number {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return -1;
+  }
 }
 
 /**

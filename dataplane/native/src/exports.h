@@ -1,0 +1,13 @@
+/*
+ * One addon, several C files: the module init in sparse.c calls each file's register function so
+ * every export lands on the same `exports` object (node-gyp links the sources into one .node).
+ */
+#ifndef SHORTHORN_NATIVE_EXPORTS_H
+#define SHORTHORN_NATIVE_EXPORTS_H
+
+#include <node_api.h>
+
+/* Adds crc64 and crc64Blocks to `exports`. */
+napi_status crc64_register(napi_env env, napi_value exports);
+
+#endif
