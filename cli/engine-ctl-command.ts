@@ -1,4 +1,4 @@
-// `shorthorn engine-ctl --engine HOST:PORT replicas|add|rm|mode|volume|metrics`: talk to a running
+// `shorthorn engine-ctl --engine HOST:PORT replicas|add|rm|mode|volume|metrics|expand|frontend|rebuild-status`: talk to a running
 // engine's ControllerService, for a person at a terminal (tables) or a script (-o json).
 import { credentials } from '@grpc/grpc-js';
 import { type Command, Option } from 'commander';
@@ -10,7 +10,8 @@ import {
   replicaModeToJSON,
 } from '../dataplane/proto/gen/engine.js';
 import { formatHostPort, parseHostPort, parseReplicaAddress } from '../dataplane/util/address.js';
-import { formatSize } from '../dataplane/util/size.js';
+import { formatSize, parseVolumeSize } from '../dataplane/util/size.js';
+import { waitForRebuild } from './rebuild-progress.js';
 import { formatTable } from './table.js';
 
 interface CtlOpts {
@@ -70,12 +71,80 @@ export function registerEngineCtlCommand(program: Command): void {
 
   ctl
     .command('add <address>')
-    .description('add a replica tcp://HOST:PORT (RW when it holds every write, else WO awaiting rebuild)')
+    .description('add a replica tcp://HOST:PORT: RW at once when it holds the volume, else WO and rebuilt online')
+    .option('--wait', 'wait for the rebuild to finish, with a progress bar on a terminal')
     .action(
-      withClient(async (c, opts, address: string) => {
+      withClient(async (c, opts, address: string, cmd: { wait?: boolean }) => {
         parseReplicaAddress(address);
         const r = await unary(c.replicaCreate, c, { address }, 120_000);
+        if (cmd.wait && r.mode === ReplicaMode.WO) {
+          const done = await waitForRebuild(c, address);
+          show(opts, done, () =>
+            formatTable(
+              ['address', 'state', 'mode', 'copied', 'transferred', 'error'],
+              [
+                [
+                  done.address,
+                  done.state,
+                  done.mode,
+                  formatSize(done.bytesTotal),
+                  formatSize(done.bytesTransferred),
+                  done.error,
+                ],
+              ],
+            ),
+          );
+          if (done.state !== 'complete') process.exitCode = 1;
+          return;
+        }
         showReplicas(opts, [r], false);
+      }),
+    );
+
+  ctl
+    .command('rebuild-status <address>')
+    .description('progress of the rebuild of a replica')
+    .action(
+      withClient(async (c, opts, address: string) => {
+        const p = await unary(c.replicaRebuildStatus, c, { address });
+        show(opts, p, () =>
+          formatTable(
+            ['address', 'state', 'mode', 'done', 'total', 'transferred', 'error'],
+            [
+              [
+                p.address,
+                p.state,
+                p.mode,
+                formatSize(p.bytesDone),
+                formatSize(p.bytesTotal),
+                formatSize(p.bytesTransferred),
+                p.error,
+              ],
+            ],
+          ),
+        );
+      }),
+    );
+
+  ctl
+    .command('expand <size>')
+    .description('grow the volume online (e.g. 20Gi); shrinking is refused')
+    .action(
+      withClient(async (c, opts, size: string) => {
+        const v = await unary(c.volumeExpand, c, { size: parseVolumeSize(size) }, 120_000);
+        show(opts, v, () => `volume ${v.name} is now ${formatSize(v.size)}; new NBD connections see the new size`);
+      }),
+    );
+
+  ctl
+    .command('frontend <action>')
+    .description('stop or start the NBD frontend (revert needs it stopped)')
+    .action(
+      withClient(async (c, opts, action: string) => {
+        if (action !== 'stop' && action !== 'start')
+          throw new Error(`frontend action must be stop or start, got ${action}`);
+        const v = await unary(action === 'stop' ? c.volumeFrontendShutdown : c.volumeFrontendStart, c, {}, 60_000);
+        show(opts, v, () => `frontend ${v.frontendState}${v.frontendState === 'up' ? ` at ${v.endpoint}` : ''}`);
       }),
     );
 

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerEngineCommand } from './engine-command.js';
 import { registerEngineCtlCommand } from './engine-ctl-command.js';
 import { registerReplicaCommand } from './replica-command.js';
+import { registerSnapshotCommand } from './snapshot-command.js';
 import { registerUpCommand } from './up-command.js';
 
 const program = new Command('shorthorn')
@@ -13,6 +14,7 @@ registerUpCommand(program);
 registerReplicaCommand(program);
 registerEngineCommand(program);
 registerEngineCtlCommand(program);
+registerSnapshotCommand(program);
 
 try {
   await program.parseAsync(process.argv);

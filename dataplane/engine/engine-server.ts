@@ -7,7 +7,7 @@ import { NbdServer } from '../frontend/nbd/server.js';
 import { ControllerServiceService } from '../proto/gen/engine.js';
 import { formatHostPort, type HostPort } from '../util/address.js';
 import { Engine } from './engine.js';
-import { controllerService } from './grpc-service.js';
+import { controllerService, type FrontendControl } from './grpc-service.js';
 
 export interface EngineServerOptions {
   volume: string;
@@ -38,32 +38,51 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Runn
   });
   await engine.start(opts.replicas);
 
-  const nbd = new NbdServer({
-    exportName: opts.volume,
-    device: engine,
-    logger: opts.logger.child({ frontend: 'nbd' }),
-  });
-  let endpoint: string;
-  try {
-    if ('tcp' in opts.nbd) {
-      const bound = await nbd.listenTcp(opts.nbd.tcp.host, opts.nbd.tcp.port);
+  // The frontend can be stopped and started again (revert needs it down); each start is a new server
+  // on the same address, so the endpoint stays the same.
+  let nbd: NbdServer | null = null;
+  let endpoint = '';
+  let tcpAddress: HostPort | null = 'tcp' in opts.nbd ? opts.nbd.tcp : null;
+  const startFrontend = async (): Promise<void> => {
+    if (nbd !== null) return;
+    const server = new NbdServer({
+      exportName: opts.volume,
+      device: engine,
+      logger: opts.logger.child({ frontend: 'nbd' }),
+    });
+    if (tcpAddress !== null) {
+      const bound = await server.listenTcp(tcpAddress.host, tcpAddress.port);
+      tcpAddress = bound;
       endpoint = `nbd://${formatHostPort(bound)}/${encodeURIComponent(opts.volume)}`;
-    } else {
+    } else if ('socket' in opts.nbd) {
       await unlink(opts.nbd.socket).catch(() => {});
-      await nbd.listenUnix(opts.nbd.socket);
+      await server.listenUnix(opts.nbd.socket);
       endpoint = `nbd+unix:///${encodeURIComponent(opts.volume)}?socket=${opts.nbd.socket}`;
     }
+    nbd = server;
+    engine.frontendActive = true;
+  };
+  const stopFrontend = async (): Promise<void> => {
+    const server = nbd;
+    if (server === null) return;
+    nbd = null;
+    await server.close();
+    engine.frontendActive = false;
+  };
+  try {
+    await startFrontend();
   } catch (err) {
     await engine.shutdown();
     throw err;
   }
-  let frontendUp = true;
+  const frontend: FrontendControl = {
+    state: () => ({ endpoint, state: nbd !== null ? 'up' : 'down' }),
+    start: startFrontend,
+    stop: stopFrontend,
+  };
 
   const grpc = new Server();
-  grpc.addService(
-    ControllerServiceService,
-    controllerService(engine, () => ({ endpoint, state: frontendUp ? 'up' : 'down' })),
-  );
+  grpc.addService(ControllerServiceService, controllerService(engine, frontend));
   let grpcPort: number;
   try {
     grpcPort = await new Promise<number>((resolve, reject) =>
@@ -72,7 +91,7 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Runn
       ),
     );
   } catch (err) {
-    await nbd.close();
+    await stopFrontend();
     await engine.shutdown();
     throw new Error(`engine gRPC cannot listen on ${formatHostPort(opts.listen)}`, { cause: err });
   }
@@ -84,8 +103,7 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Runn
     endpoint,
     close: () => {
       closing ??= (async () => {
-        frontendUp = false;
-        await nbd.close();
+        await stopFrontend();
         await engine.shutdown();
         await new Promise<void>((resolve) => grpc.tryShutdown(() => resolve()));
         if ('socket' in opts.nbd) await unlink(opts.nbd.socket).catch(() => {});

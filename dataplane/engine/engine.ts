@@ -8,7 +8,9 @@ import { type BlockDevice, BlockDeviceError, type Extent } from '../block-device
 import { IoGate } from './io-gate.js';
 import { IoMetrics } from './io-metrics.js';
 import { RangeLock } from './range-lock.js';
+import { ReplicaRebuilder } from './rebuild.js';
 import { ReplicaBackend, type ReplicaMode } from './replica-backend.js';
+import { VolumeSnapshots } from './snapshots.js';
 
 export interface EngineOptions {
   volume: string;
@@ -22,6 +24,15 @@ export interface EngineOptions {
   dataConnections?: number;
 }
 
+/** Salvage ranking, best first: revision counter, then allocated head bytes, then head mtime. */
+function salvageOrder(a: ReplicaBackend, b: ReplicaBackend): number {
+  const x = a.openedAt;
+  const y = b.openedAt;
+  return (
+    y.revisionCounter - x.revisionCounter || y.headFileSize - x.headFileSize || y.headMtimeUs - x.headMtimeUs
+  );
+}
+
 export interface ReplicaStatus {
   address: string;
   mode: ReplicaMode;
@@ -29,13 +40,21 @@ export interface ReplicaStatus {
 }
 
 const MAX_IO = 32 * 1024 * 1024;
+/** Replicas complete partial writes per 4 KiB block (their BlockIndex granularity). */
+const BLOCK = 4096;
+
+function isAligned(offset: number, length: number): boolean {
+  return offset % BLOCK === 0 && length % BLOCK === 0;
+}
 /** Trim and write-zeroes carry no payload: NBD lets them span up to 4 GiB (mkfs discards whole disks). */
 const NO_PAYLOAD_MAX = 2 ** 32 - 1;
 
 export class Engine extends EventEmitter implements BlockDevice {
   readonly volume: string;
-  readonly size: number;
   readonly metrics = new IoMetrics();
+  /** Set by whoever runs the frontend: revert needs it down (no client may see the data change). */
+  frontendActive = false;
+  private volumeSize: number;
   private readonly log: Logger;
   private readonly ioTimeoutMs: number;
   private readonly pingIntervalMs: number;
@@ -44,8 +63,12 @@ export class Engine extends EventEmitter implements BlockDevice {
   /** Replicas that could not even be reached, listed as ERR so a person sees them. */
   private readonly unreachable = new Map<string, string>();
   private writers: ReplicaBackend[] = [];
+  /** Some writer is WO; kept with the sets because every write asks. */
+  private hasWriteOnly = false;
   private readers: ReplicaBackend[] = [];
   private nextReader = 0;
+  readonly snapshots: VolumeSnapshots;
+  readonly rebuilder: ReplicaRebuilder;
   private readonly gate = new IoGate();
   private readonly ranges = new RangeLock();
   private timer: NodeJS.Timeout | null = null;
@@ -54,16 +77,24 @@ export class Engine extends EventEmitter implements BlockDevice {
   constructor(opts: EngineOptions) {
     super();
     this.volume = opts.volume;
-    this.size = opts.size;
+    this.volumeSize = opts.size;
     this.log = opts.logger.child({ volume: opts.volume });
     this.ioTimeoutMs = opts.ioTimeoutMs ?? 8000;
     this.pingIntervalMs = opts.pingIntervalMs ?? 2000;
     this.dataConnections = opts.dataConnections ?? 2;
+    this.snapshots = new VolumeSnapshots(this, this.log);
+    // A rebuild leaves system snapshots behind; they are purged as soon as it is done.
+    this.rebuilder = new ReplicaRebuilder(this, this.log, () => this.snapshots.purge());
   }
 
   /**
-   * Open every replica. Those that cannot be reached, or whose revision counter is behind the
-   * highest one (they missed writes), start as ERR. Fails only if no replica is usable.
+   * Open every replica. Those that cannot be reached, or that missed writes, start as ERR. Fails only
+   * if no replica is usable.
+   *
+   * Which replicas missed writes: one whose revision counter is below the highest did. When every
+   * replica was found dirty on disk (everything crashed, so counters are only those of the last
+   * flush and equal counters do not prove equal data), salvage: the best one alone — highest counter,
+   * then most head data, then newest head — serves, and the rest are marked ERR to be rebuilt from it.
    */
   async start(addresses: string[]): Promise<void> {
     const results = await Promise.allSettled(addresses.map((a) => this.connect(a)));
@@ -71,10 +102,22 @@ export class Engine extends EventEmitter implements BlockDevice {
       if (r.status === 'fulfilled') this.backends.push(r.value);
       else this.noteUnreachable(addresses[i]!, r.reason);
     });
-    const newest = Math.max(...this.backends.map((b) => b.openedAt.revisionCounter));
-    for (const b of this.backends) {
-      if (b.openedAt.revisionCounter < newest) {
-        this.fail(b, new Error(`stale: revision counter ${b.openedAt.revisionCounter} < ${newest}`), 'start');
+    const crashedAll = this.backends.length > 1 && this.backends.every((b) => !b.foundOpen && b.openedAt.openedDirty);
+    if (crashedAll) {
+      const ranked = [...this.backends].sort(salvageOrder);
+      const best = ranked[0]!;
+      this.log.warn(
+        { best: best.address, revisionCounter: best.openedAt.revisionCounter },
+        'every replica was left dirty: salvaging from the best one',
+      );
+      for (const b of ranked.slice(1))
+        this.fail(b, new Error(`salvage: ${best.address} was chosen; rebuild from it`), 'start');
+    } else {
+      const newest = Math.max(...this.backends.map((b) => b.openedAt.revisionCounter));
+      for (const b of this.backends) {
+        if (b.openedAt.revisionCounter < newest) {
+          this.fail(b, new Error(`stale: revision counter ${b.openedAt.revisionCounter} < ${newest}`), 'start');
+        }
       }
     }
     this.refreshSets();
@@ -97,24 +140,65 @@ export class Engine extends EventEmitter implements BlockDevice {
     return this.backends.find((b) => b.address === address);
   }
 
-  /**
-   * Add a replica while the volume serves. With I/O paused, one whose revision counter equals the
-   * volume's joins RW; any other joins WO (it receives writes and waits for a rebuild).
-   */
-  async addReplica(address: string): Promise<ReplicaStatus> {
-    if (this.find(address)) throw new Error(`replica ${address} is already part of volume ${this.volume}`);
-    const backend = await this.connect(address);
-    return this.gate.exclusive(async () => {
-      const source = this.readers[0];
-      const [mine, theirs] = await Promise.all([backend.info(), source ? source.info() : null]);
-      backend.mode = theirs && mine.revisionCounter === theirs.revisionCounter ? 'RW' : 'WO';
-      this.unreachable.delete(address);
-      this.backends.push(backend);
-      this.refreshSets();
-      this.log.info({ replica: address, mode: backend.mode, revisionCounter: mine.revisionCounter }, 'replica added');
-      this.emit('replicas', this.list());
-      return { address, mode: backend.mode, error: '' };
-    });
+  get size(): number {
+    return this.volumeSize;
+  }
+
+  /** After every replica grew (expansion): new requests and new NBD connections see the new size. */
+  grow(size: number): void {
+    if (size < this.volumeSize) throw new Error(`the volume cannot shrink from ${this.volumeSize} to ${size}`);
+    this.volumeSize = size;
+    this.emit('resized', size);
+  }
+
+  /** Replicas that take writes (RW and WO), in a stable order. */
+  healthyReplicas(): ReplicaBackend[] {
+    return [...this.writers];
+  }
+
+  /** Replicas that hold the whole volume and serve reads. */
+  rwReplicas(): ReplicaBackend[] {
+    return [...this.readers];
+  }
+
+  /** A replica is being rebuilt (WO): the chain must not change under its copy. */
+  get rebuilding(): boolean {
+    return this.hasWriteOnly;
+  }
+
+  /** Runs `fn` with volume I/O drained and held (snapshots, expansion, joining a replica). */
+  paused<T>(fn: () => Promise<T>): Promise<T> {
+    return this.gate.exclusive(fn);
+  }
+
+  /** Marks a replica ERR for a failed control operation (snapshot, purge …), as a failed write would. */
+  markFailed(b: ReplicaBackend, err: unknown, what: string): void {
+    this.fail(b, err, what);
+  }
+
+  /** Adds a connected replica to the sets in `mode`; call inside paused() so no write misses it. */
+  join(b: ReplicaBackend, mode: 'RW' | 'WO'): void {
+    b.mode = mode;
+    this.unreachable.delete(b.address);
+    this.backends.push(b);
+    this.refreshSets();
+    this.emit('replicas', this.list());
+  }
+
+  /** Promotes a rebuilt replica; call inside paused(). */
+  promote(b: ReplicaBackend): void {
+    if (b.mode !== 'WO') throw new Error(`replica ${b.address} is ${b.mode}, not WO`);
+    b.mode = 'RW';
+    this.refreshSets();
+    this.log.info({ replica: b.address }, 'replica rebuilt: now RW');
+    this.emit('replicas', this.list());
+  }
+
+  /** Connects (and opens) a replica without adding it to the volume yet. */
+  connectReplica(address: string): Promise<ReplicaBackend> {
+    if (this.find(address))
+      return Promise.reject(new Error(`replica ${address} is already part of volume ${this.volume}`));
+    return this.connect(address);
   }
 
   /** Remove a replica from the volume; the last RW replica of a serving volume stays. */
@@ -144,6 +228,9 @@ export class Engine extends EventEmitter implements BlockDevice {
     } else if (b.mode === 'ERR') {
       throw new Error(`replica ${address} is ERR; remove it and add it again`);
     } else if (mode === 'RW') {
+      if (this.rebuilder.progress(address)?.state === 'in_progress') {
+        throw new Error(`replica ${address} is being rebuilt; it turns RW by itself when the copy is verified`);
+      }
       await this.gate.exclusive(async () => {
         const source = this.readers[0];
         const [mine, theirs] = await Promise.all([b.info(), source?.info()]);
@@ -190,20 +277,78 @@ export class Engine extends EventEmitter implements BlockDevice {
   async write(offset: number, data: Buffer, fua: boolean): Promise<void> {
     this.checkRange(offset, data.length);
     const started = performance.now();
-    await this.exclusiveRange(offset, data.length, 'write', (b) =>
-      fua ? b.data.writeFua(offset, data) : b.data.write(offset, data),
-    );
+    if (this.rebuilding && !isAligned(offset, data.length)) {
+      await this.widenedWrite(offset, data, fua);
+    } else {
+      await this.exclusiveRange(offset, data.length, 'write', (b) =>
+        fua ? b.data.writeFua(offset, data) : b.data.write(offset, data),
+      );
+    }
     this.metrics.record('write', data.length, performance.now() - started);
+  }
+
+  /**
+   * While a replica rebuilds, its lower layers are still arriving, so it cannot complete a partial
+   * block itself (Longhorn's writeInWOMode): the engine reads the whole edge blocks from an RW replica,
+   * patches them and sends whole blocks to everyone, holding the widened range against other writes.
+   */
+  private async widenedWrite(offset: number, data: Buffer, fua: boolean): Promise<void> {
+    const start = offset - (offset % BLOCK);
+    const end = Math.ceil((offset + data.length) / BLOCK) * BLOCK;
+    const wait = this.gate.enter();
+    if (wait) await wait;
+    const held = this.ranges.tryAcquire(start, end) ?? (await this.ranges.acquire(start, end));
+    try {
+      const whole = Buffer.alloc(end - start);
+      const head = await this.readFromRw(start, BLOCK);
+      head.copy(whole, 0);
+      if (end - BLOCK > start) (await this.readFromRw(end - BLOCK, BLOCK)).copy(whole, end - BLOCK - start);
+      data.copy(whole, offset - start);
+      await this.fanOut(this.writers, 'write', (b) =>
+        fua ? b.data.writeFua(start, whole) : b.data.write(start, whole),
+      );
+    } finally {
+      held.release();
+      this.gate.exit();
+    }
+  }
+
+  /** A read from the RW replicas, failing over, without taking the gate (the caller holds it). */
+  private async readFromRw(offset: number, length: number): Promise<Buffer> {
+    for (;;) {
+      const readers = this.readers;
+      if (readers.length === 0) throw new BlockDeviceError(`volume ${this.volume}: no RW replica left to read from`);
+      const b = readers[this.nextReader++ % readers.length]!;
+      try {
+        return await b.data.read(offset, length);
+      } catch (err) {
+        this.fail(b, err, 'read');
+      }
+    }
   }
 
   async writeZeroes(offset: number, length: number, fua: boolean): Promise<void> {
     this.checkRange(offset, length, NO_PAYLOAD_MAX);
-    await this.exclusiveRange(offset, length, 'write-zeroes', (b) => b.data.writeZeroes(offset, length));
+    if (this.rebuilding && !isAligned(offset, length)) {
+      // Partial edge blocks become whole-block writes (see widenedWrite); the aligned middle stays a
+      // write-zeroes, which a rebuilding replica turns into explicit zeros.
+      const first = Math.min(Math.ceil(offset / BLOCK) * BLOCK, offset + length);
+      const last = Math.max(Math.floor((offset + length) / BLOCK) * BLOCK, first);
+      if (first > offset) await this.widenedWrite(offset, Buffer.alloc(first - offset), false);
+      if (last > first)
+        await this.exclusiveRange(first, last - first, 'write-zeroes', (b) => b.data.writeZeroes(first, last - first));
+      if (offset + length > last) await this.widenedWrite(last, Buffer.alloc(offset + length - last), false);
+    } else {
+      await this.exclusiveRange(offset, length, 'write-zeroes', (b) => b.data.writeZeroes(offset, length));
+    }
     if (fua) await this.flush();
   }
 
   async trim(offset: number, length: number): Promise<void> {
     this.checkRange(offset, length, NO_PAYLOAD_MAX);
+    // While a replica rebuilds, trims are dropped (Longhorn does the same): punching snapshot space
+    // under a copy in progress would be unsafe, and a trim promises no content anyway.
+    if (this.rebuilding) return;
     await this.exclusiveRange(offset, length, 'trim', (b) => b.data.unmap(offset, length));
   }
 
@@ -270,8 +415,8 @@ export class Engine extends EventEmitter implements BlockDevice {
   }
 
   private checkRange(offset: number, length: number, maxLength = MAX_IO): void {
-    if (offset < 0 || length < 0 || offset + length > this.size) {
-      throw new BlockDeviceError(`range ${offset}+${length} is outside the volume (size ${this.size})`, 'EINVAL');
+    if (offset < 0 || length < 0 || offset + length > this.volumeSize) {
+      throw new BlockDeviceError(`range ${offset}+${length} is outside the volume (size ${this.volumeSize})`, 'EINVAL');
     }
     if (length > maxLength) throw new BlockDeviceError(`request of ${length} bytes exceeds ${maxLength}`, 'EOVERFLOW');
   }
@@ -345,6 +490,7 @@ export class Engine extends EventEmitter implements BlockDevice {
   private refreshSets(): void {
     this.writers = this.backends.filter((b) => b.mode !== 'ERR');
     this.readers = this.backends.filter((b) => b.mode === 'RW');
+    this.hasWriteOnly = this.writers.length > this.readers.length;
   }
 
   /** Runs every 500 ms: I/O timeout for silent replicas, pings for idle ones. */

@@ -19,8 +19,13 @@ export class ReplicaBackend {
     readonly address: string,
     readonly control: ReplicaServiceClient,
     readonly data: ReplicaDataClient,
-    /** Revision counter the replica reported when it was opened. */
+    /** What the replica reported when it was opened (revision counter, whether it was dirty). */
     readonly openedAt: ReplicaInfo,
+    /**
+     * The replica process had it open already (an engine before us died): its revision counter is
+     * exact. One opened from disk after a crash only has the counter of its last flush.
+     */
+    readonly foundOpen: boolean,
   ) {}
 
   /**
@@ -35,9 +40,10 @@ export class ReplicaBackend {
       if (info.state === 'initial') info = await unary(control.replicaCreate, control, { size });
       if (info.state === 'error') throw new Error(`replica is in error: ${info.error}`);
       if (info.size !== size) throw new Error(`replica size ${info.size} differs from the volume size ${size}`);
+      const foundOpen = info.state === 'open';
       info = await unary(control.replicaOpen, control, {});
       const data = await ReplicaDataClient.connect(hp.host, info.dataPort, { connections: dataConnections });
-      return new ReplicaBackend(address, control, data, info);
+      return new ReplicaBackend(address, control, data, info, foundOpen);
     } catch (err) {
       control.close();
       throw new Error(`replica ${address}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });

@@ -1,15 +1,23 @@
 // ReplicaService (dataplane/proto/replica.proto): the control port of one replica process. The
 // replica stays closed until an engine opens it (Longhorn semantics); opening an open replica just
 // reports it, so an engine that restarts takes over the same replica process.
+
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { type handleUnaryCall, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { statusError } from '../grpc/status-error.js';
 import type {
   DiskInfo as DiskInfoMessage,
+  PurgeReply,
+  RebuildStatus,
   Replica as ReplicaMessage,
+  ReplicaRebuildRequest,
   ReplicaServiceServer,
+  SnapshotChecksum,
 } from '../proto/gen/replica.js';
-import { Replica, type ReplicaInfo } from './store/replica.js';
+import { RebuildTarget } from '../sync/rebuild-target.js';
+import { Replica, ReplicaChainError, type ReplicaInfo, type SnapshotOptions } from './store/replica.js';
 
 /** A control request that failed, with the gRPC status it maps to. */
 export class ReplicaControlError extends Error {
@@ -36,12 +44,16 @@ export class ReplicaControl {
   /** Reported in every Replica message; set once the data port listens. */
   dataPort = 0;
   private current: Replica | null = null;
+  /** volume.meta said Dirty when this process opened the replica: it was not closed cleanly before. */
+  private openedDirty = false;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly logger: Logger;
+  readonly rebuild: RebuildTarget;
 
   constructor(opts: ReplicaControlOptions) {
     this.dir = opts.dir;
     this.logger = opts.logger;
+    this.rebuild = new RebuildTarget({ dir: opts.dir, replica: () => this.current, logger: opts.logger });
   }
 
   /** The open replica, or null while closed. */
@@ -58,7 +70,105 @@ export class ReplicaControl {
         cause: err,
       });
     }
-    return toMessage(info, this.dataPort, this.dir);
+    return toMessage(info, this.dataPort, this.dir, {
+      headMtimeUs: headMtimeUs(this.dir, info.head),
+      openedDirty: this.current !== null && this.openedDirty,
+      unmapMarkChainRemoved: this.current?.unmapMarkChainRemoved ?? false,
+    });
+  }
+
+  snapshot(name: string, opts: SnapshotOptions): Promise<ReplicaMessage> {
+    return this.withOpen('snapshot', (r) => r.snapshot(name, opts));
+  }
+
+  revert(name: string, created: string): Promise<ReplicaMessage> {
+    return this.withOpen('revert', (r) => r.revert(name, created));
+  }
+
+  expand(size: number): Promise<ReplicaMessage> {
+    return this.withOpen('expand', (r) => r.expand(size));
+  }
+
+  markRemoved(name: string): Promise<ReplicaMessage> {
+    return this.withOpen('remove snapshot', (r) => r.markRemoved(name));
+  }
+
+  setRebuilding(rebuilding: boolean): Promise<ReplicaMessage> {
+    return this.withOpen('set rebuilding', (r) => r.setRebuilding(rebuilding));
+  }
+
+  setRevisionCounter(counter: number): Promise<ReplicaMessage> {
+    return this.withOpen('set revision counter', (r) => r.setRevisionCounter(counter));
+  }
+
+  setUnmapMarkChainRemoved(enabled: boolean): Promise<ReplicaMessage> {
+    return this.withOpen('set unmap mode', (r) => {
+      r.unmapMarkChainRemoved = enabled;
+    });
+  }
+
+  /** Long-running: not queued behind the other transitions, the store refuses what cannot overlap. */
+  async purge(): Promise<PurgeReply> {
+    const r = this.openReplica('purge');
+    const log: string[] = [];
+    try {
+      await r.purge((p) => {
+        const a = p.action;
+        log.push(a.kind === 'coalesce' ? `coalesce ${a.parent} into ${a.child}` : `${a.kind} ${a.disk}`);
+      });
+    } catch (err) {
+      throw chainError('purge', err);
+    }
+    this.logger.info({ actions: log }, 'snapshots purged');
+    return { actions: log.length, log };
+  }
+
+  async hash(name: string, rehash: boolean): Promise<SnapshotChecksum> {
+    const r = this.openReplica('hash');
+    try {
+      const { checksum, rehashed } = await r.hashSnapshot(name, rehash);
+      if (checksum.silentlyCorrupted)
+        this.logger.error({ snapshot: name, checksum }, 'snapshot file silently corrupted');
+      return {
+        name,
+        method: checksum.method,
+        checksum: checksum.checksum,
+        silentlyCorrupted: checksum.silentlyCorrupted,
+        rehashed,
+        lastHashedAt: checksum.lastHashedAt,
+      };
+    } catch (err) {
+      throw chainError('hash', err);
+    }
+  }
+
+  startRebuild(req: ReplicaRebuildRequest): RebuildStatus {
+    if (!req.fromAddress) throw new ReplicaControlError('from_address is required', status.INVALID_ARGUMENT);
+    try {
+      return this.rebuild.start(req);
+    } catch (err) {
+      throw new ReplicaControlError(messageOf(err), status.FAILED_PRECONDITION, { cause: err });
+    }
+  }
+
+  private openReplica(op: string): Replica {
+    if (this.current === null) {
+      throw new ReplicaControlError(`${op}: the replica in ${this.dir} is not open`, status.FAILED_PRECONDITION);
+    }
+    return this.current;
+  }
+
+  /** Runs a synchronous chain operation on the open replica, queued with open/close. */
+  private withOpen(op: string, fn: (r: Replica) => void): Promise<ReplicaMessage> {
+    return this.exclusive(() => {
+      const r = this.openReplica(op);
+      try {
+        fn(r);
+      } catch (err) {
+        throw chainError(op, err);
+      }
+      return this.get();
+    });
   }
 
   create(size: number): Promise<ReplicaMessage> {
@@ -100,6 +210,7 @@ export class ReplicaControl {
         );
       }
       try {
+        this.openedDirty = info.dirty;
         this.current = Replica.open(this.dir);
       } catch (err) {
         throw new ReplicaControlError(`cannot open the replica in ${this.dir}: ${messageOf(err)}`, status.INTERNAL, {
@@ -161,6 +272,21 @@ export function createReplicaService(control: ReplicaControl, logger: Logger): R
     replicaOpen: handle('ReplicaOpen', () => control.open()),
     replicaClose: handle('ReplicaClose', () => control.close()),
     replicaGet: handle('ReplicaGet', () => control.get()),
+    replicaSnapshot: handle('ReplicaSnapshot', (req) =>
+      control.snapshot(req.name, { userCreated: req.userCreated, created: req.created, labels: req.labels }),
+    ),
+    replicaRevert: handle('ReplicaRevert', (req) => control.revert(req.name, req.created)),
+    replicaExpand: handle('ReplicaExpand', (req) => control.expand(req.size)),
+    diskMarkAsRemoved: handle('DiskMarkAsRemoved', (req) => control.markRemoved(req.name)),
+    snapshotPurge: handle('SnapshotPurge', () => control.purge()),
+    snapshotHash: handle('SnapshotHash', (req) => control.hash(req.name, req.rehash)),
+    rebuildingSet: handle('RebuildingSet', (req) => control.setRebuilding(req.rebuilding)),
+    revisionCounterSet: handle('RevisionCounterSet', (req) => control.setRevisionCounter(req.counter)),
+    unmapMarkChainRemovedSet: handle('UnmapMarkChainRemovedSet', (req) =>
+      control.setUnmapMarkChainRemoved(req.enabled),
+    ),
+    replicaRebuild: handle('ReplicaRebuild', (req) => control.startRebuild(req)),
+    replicaRebuildStatus: handle('ReplicaRebuildStatus', () => control.rebuild.status()),
   };
 }
 
@@ -173,7 +299,37 @@ function checkSize(size: number): void {
   }
 }
 
-function toMessage(info: ReplicaInfo, dataPort: number, dir: string): ReplicaMessage {
+/** A store refusal maps to the status a caller can act on; anything else stays INTERNAL. */
+function chainError(op: string, err: unknown): ReplicaControlError {
+  if (err instanceof ReplicaControlError) return err;
+  const codes: Record<ReplicaChainError['code'], status> = {
+    'not-found': status.NOT_FOUND,
+    exists: status.ALREADY_EXISTS,
+    limit: status.RESOURCE_EXHAUSTED,
+    invalid: status.INVALID_ARGUMENT,
+    busy: status.FAILED_PRECONDITION,
+  };
+  const code = err instanceof ReplicaChainError ? codes[err.code] : status.INTERNAL;
+  return new ReplicaControlError(err instanceof ReplicaChainError ? messageOf(err) : `${op}: ${messageOf(err)}`, code, {
+    cause: err,
+  });
+}
+
+function headMtimeUs(dir: string, head: string): number {
+  if (head === '') return 0;
+  try {
+    return Number(statSync(join(dir, head), { bigint: true }).mtimeNs / 1000n);
+  } catch {
+    return 0;
+  }
+}
+
+function toMessage(
+  info: ReplicaInfo,
+  dataPort: number,
+  dir: string,
+  extra: Pick<ReplicaMessage, 'headMtimeUs' | 'openedDirty' | 'unmapMarkChainRemoved'>,
+): ReplicaMessage {
   const disks: Record<string, DiskInfoMessage> = {};
   for (const [name, d] of Object.entries(info.disks)) {
     disks[name] = {
@@ -202,6 +358,7 @@ function toMessage(info: ReplicaInfo, dataPort: number, dir: string): ReplicaMes
     error: info.error,
     dataPort,
     dir,
+    ...extra,
   };
 }
 

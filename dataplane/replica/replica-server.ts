@@ -1,10 +1,12 @@
-// One replica process: ReplicaService on gRPC port P, the block I/O data port on P+1 (Longhorn's
+// One replica process: ReplicaService and SyncService (rebuild source) on gRPC port P, the block I/O data port on P+1 (Longhorn's
 // layout). The replica directory is created on first start; the replica then stays closed until an
 // engine calls ReplicaOpen.
 import { mkdirSync } from 'node:fs';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { type Logger, pino } from 'pino';
 import { ReplicaServiceService } from '../proto/gen/replica.js';
+import { SyncServiceService } from '../proto/gen/sync.js';
+import { createSyncService } from '../sync/sync-source.js';
 import { formatHostPort } from '../util/address.js';
 import { ReplicaDataServer } from './data-server.js';
 import { createReplicaService, ReplicaControl } from './grpc-service.js';
@@ -45,6 +47,7 @@ export async function startReplicaServer(opts: ReplicaServerOptions): Promise<Re
 
   const control = new ReplicaControl({ dir, logger });
   const service = createReplicaService(control, logger);
+  const sync = createSyncService({ dir, headName: () => control.replica?.headName ?? null, logger });
   let grpc!: Server;
   let data!: ReplicaDataServer;
   let grpcPort = 0;
@@ -52,6 +55,7 @@ export async function startReplicaServer(opts: ReplicaServerOptions): Promise<Re
   for (let attempt = 1; ; attempt++) {
     const g = new Server();
     g.addService(ReplicaServiceService, service);
+    g.addService(SyncServiceService, sync);
     try {
       grpcPort = await bindGrpc(g, formatHostPort({ host, port }));
     } catch (err) {

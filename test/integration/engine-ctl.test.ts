@@ -59,15 +59,19 @@ describe('engine-ctl', () => {
     expect(added.mode).toBe('RW');
   });
 
-  it('adds a replica that missed writes as WO, and will not promote it to RW', async () => {
+  it('adds an empty replica as WO, rebuilds it online (--wait), and it then serves reads as RW', async () => {
     extra = await startReplica(join(vol.root, 'fresh'), 32 * MiB);
-    const added = await ctlJson<Row>(vol, 'add', extra.address);
-    expect(added.mode).toBe('WO');
-    const promote = await ctl(vol, 'mode', extra.address, 'RW');
-    expect(promote.code).not.toBe(0);
-    expect(promote.stderr).toMatch(/behind/);
-    // WO receives writes but never serves reads: every read (round-robin over the replicas) still
-    // returns the data written before the empty replica joined.
+    const done = await ctlJson<{ state: string; mode: string; bytesTotal: number; bytesTransferred: number }>(
+      vol,
+      'add',
+      extra.address,
+      '--wait',
+    );
+    expect(done).toMatchObject({ state: 'complete', mode: 'RW' });
+    // The 1 MiB written before it joined came over the wire (holes did not).
+    expect(done.bytesTransferred).toBeGreaterThanOrEqual(MiB);
+    expect(done.bytesTransferred).toBeLessThan(2 * MiB);
+    // Every replica now serves reads (round-robin): all return the data written before the rebuild.
     const reads = await python(
       `import nbd, sys\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\nfor i in range(12):\n    assert h.pread(65536, i * 65536) == b"\\x5a" * 65536, i\nh.shutdown()`,
       [vol.uri],

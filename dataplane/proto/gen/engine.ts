@@ -117,6 +117,97 @@ export interface Metrics {
   writeIops: number;
 }
 
+export interface SnapshotCreateRequest {
+  /** empty = a UUID */
+  name: string;
+  labels: { [key: string]: string };
+}
+
+export interface SnapshotCreateRequest_LabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface SnapshotCreateReply {
+  name: string;
+  /** how long volume I/O was held */
+  pauseUs: number;
+}
+
+export interface SnapshotInfo {
+  /** snapshot name ("volume-head" for the head) */
+  name: string;
+  /** parent snapshot name, "" for the root */
+  parent: string;
+  children: string[];
+  removed: boolean;
+  userCreated: boolean;
+  created: string;
+  /** allocated bytes on the replica asked */
+  size: number;
+  labels: { [key: string]: string };
+}
+
+export interface SnapshotInfo_LabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface SnapshotListReply {
+  snapshots: SnapshotInfo[];
+}
+
+export interface SnapshotNameRequest {
+  name: string;
+}
+
+export interface ReplicaPurge {
+  address: string;
+  actions: number;
+  error: string;
+}
+
+export interface SnapshotPurgeReply {
+  replicas: ReplicaPurge[];
+}
+
+export interface SnapshotHashRequest {
+  name: string;
+  rehash: boolean;
+}
+
+export interface ReplicaChecksum {
+  address: string;
+  checksum: string;
+  silentlyCorrupted: boolean;
+  error: string;
+  /** differs from the checksum most replicas agree on */
+  oddOneOut: boolean;
+}
+
+export interface SnapshotHashReply {
+  name: string;
+  replicas: ReplicaChecksum[];
+  /** every replica hashed it, all agree, none silently corrupted */
+  consistent: boolean;
+}
+
+export interface VolumeExpandRequest {
+  size: number;
+}
+
+export interface RebuildProgress {
+  address: string;
+  /** in_progress | complete | error | idle */
+  state: string;
+  error: string;
+  bytesDone: number;
+  bytesTotal: number;
+  bytesTransferred: number;
+  /** the replica's mode now (WO while rebuilding, RW after) */
+  mode: string;
+}
+
 function createBaseEmpty(): Empty {
   return {};
 }
@@ -930,6 +1021,1482 @@ export const Metrics: MessageFns<Metrics> = {
   },
 };
 
+function createBaseSnapshotCreateRequest(): SnapshotCreateRequest {
+  return { name: "", labels: {} };
+}
+
+export const SnapshotCreateRequest: MessageFns<SnapshotCreateRequest> = {
+  encode(message: SnapshotCreateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      SnapshotCreateRequest_LabelsEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotCreateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotCreateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = SnapshotCreateRequest_LabelsEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.labels[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotCreateRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: SnapshotCreateRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotCreateRequest>, I>>(base?: I): SnapshotCreateRequest {
+    return SnapshotCreateRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotCreateRequest>, I>>(object: I): SnapshotCreateRequest {
+    const message = createBaseSnapshotCreateRequest();
+    message.name = object.name ?? "";
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseSnapshotCreateRequest_LabelsEntry(): SnapshotCreateRequest_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const SnapshotCreateRequest_LabelsEntry: MessageFns<SnapshotCreateRequest_LabelsEntry> = {
+  encode(message: SnapshotCreateRequest_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotCreateRequest_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotCreateRequest_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotCreateRequest_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: SnapshotCreateRequest_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotCreateRequest_LabelsEntry>, I>>(
+    base?: I,
+  ): SnapshotCreateRequest_LabelsEntry {
+    return SnapshotCreateRequest_LabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotCreateRequest_LabelsEntry>, I>>(
+    object: I,
+  ): SnapshotCreateRequest_LabelsEntry {
+    const message = createBaseSnapshotCreateRequest_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseSnapshotCreateReply(): SnapshotCreateReply {
+  return { name: "", pauseUs: 0 };
+}
+
+export const SnapshotCreateReply: MessageFns<SnapshotCreateReply> = {
+  encode(message: SnapshotCreateReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.pauseUs !== 0) {
+      writer.uint32(16).int64(message.pauseUs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotCreateReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotCreateReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pauseUs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotCreateReply {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      pauseUs: isSet(object.pauseUs)
+        ? globalThis.Number(object.pauseUs)
+        : isSet(object.pause_us)
+        ? globalThis.Number(object.pause_us)
+        : 0,
+    };
+  },
+
+  toJSON(message: SnapshotCreateReply): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.pauseUs !== 0) {
+      obj.pauseUs = Math.round(message.pauseUs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotCreateReply>, I>>(base?: I): SnapshotCreateReply {
+    return SnapshotCreateReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotCreateReply>, I>>(object: I): SnapshotCreateReply {
+    const message = createBaseSnapshotCreateReply();
+    message.name = object.name ?? "";
+    message.pauseUs = object.pauseUs ?? 0;
+    return message;
+  },
+};
+
+function createBaseSnapshotInfo(): SnapshotInfo {
+  return { name: "", parent: "", children: [], removed: false, userCreated: false, created: "", size: 0, labels: {} };
+}
+
+export const SnapshotInfo: MessageFns<SnapshotInfo> = {
+  encode(message: SnapshotInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.parent !== "") {
+      writer.uint32(18).string(message.parent);
+    }
+    for (const v of message.children) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.removed !== false) {
+      writer.uint32(32).bool(message.removed);
+    }
+    if (message.userCreated !== false) {
+      writer.uint32(40).bool(message.userCreated);
+    }
+    if (message.created !== "") {
+      writer.uint32(50).string(message.created);
+    }
+    if (message.size !== 0) {
+      writer.uint32(56).int64(message.size);
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      SnapshotInfo_LabelsEntry.encode({ key: key as any, value }, writer.uint32(66).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.parent = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.children.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.removed = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.userCreated = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.created = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.size = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            const entry8 = SnapshotInfo_LabelsEntry.decode(reader, reader.uint32());
+            if (entry8.value !== undefined) {
+              message.labels[entry8.key] = entry8.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotInfo {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      parent: isSet(object.parent) ? globalThis.String(object.parent) : "",
+      children: globalThis.Array.isArray(object?.children) ? object.children.map((e: any) => globalThis.String(e)) : [],
+      removed: isSet(object.removed) ? globalThis.Boolean(object.removed) : false,
+      userCreated: isSet(object.userCreated)
+        ? globalThis.Boolean(object.userCreated)
+        : isSet(object.user_created)
+        ? globalThis.Boolean(object.user_created)
+        : false,
+      created: isSet(object.created) ? globalThis.String(object.created) : "",
+      size: isSet(object.size) ? globalThis.Number(object.size) : 0,
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: SnapshotInfo): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.parent !== "") {
+      obj.parent = message.parent;
+    }
+    if (message.children?.length) {
+      obj.children = message.children;
+    }
+    if (message.removed !== false) {
+      obj.removed = message.removed;
+    }
+    if (message.userCreated !== false) {
+      obj.userCreated = message.userCreated;
+    }
+    if (message.created !== "") {
+      obj.created = message.created;
+    }
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotInfo>, I>>(base?: I): SnapshotInfo {
+    return SnapshotInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotInfo>, I>>(object: I): SnapshotInfo {
+    const message = createBaseSnapshotInfo();
+    message.name = object.name ?? "";
+    message.parent = object.parent ?? "";
+    message.children = object.children?.map((e) => e) || [];
+    message.removed = object.removed ?? false;
+    message.userCreated = object.userCreated ?? false;
+    message.created = object.created ?? "";
+    message.size = object.size ?? 0;
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseSnapshotInfo_LabelsEntry(): SnapshotInfo_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const SnapshotInfo_LabelsEntry: MessageFns<SnapshotInfo_LabelsEntry> = {
+  encode(message: SnapshotInfo_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotInfo_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotInfo_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotInfo_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: SnapshotInfo_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotInfo_LabelsEntry>, I>>(base?: I): SnapshotInfo_LabelsEntry {
+    return SnapshotInfo_LabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotInfo_LabelsEntry>, I>>(object: I): SnapshotInfo_LabelsEntry {
+    const message = createBaseSnapshotInfo_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseSnapshotListReply(): SnapshotListReply {
+  return { snapshots: [] };
+}
+
+export const SnapshotListReply: MessageFns<SnapshotListReply> = {
+  encode(message: SnapshotListReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.snapshots) {
+      SnapshotInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotListReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotListReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.snapshots.push(SnapshotInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotListReply {
+    return {
+      snapshots: globalThis.Array.isArray(object?.snapshots)
+        ? object.snapshots.map((e: any) => SnapshotInfo.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: SnapshotListReply): unknown {
+    const obj: any = {};
+    if (message.snapshots?.length) {
+      obj.snapshots = message.snapshots.map((e) => SnapshotInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotListReply>, I>>(base?: I): SnapshotListReply {
+    return SnapshotListReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotListReply>, I>>(object: I): SnapshotListReply {
+    const message = createBaseSnapshotListReply();
+    message.snapshots = object.snapshots?.map((e) => SnapshotInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSnapshotNameRequest(): SnapshotNameRequest {
+  return { name: "" };
+}
+
+export const SnapshotNameRequest: MessageFns<SnapshotNameRequest> = {
+  encode(message: SnapshotNameRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotNameRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotNameRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotNameRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: SnapshotNameRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotNameRequest>, I>>(base?: I): SnapshotNameRequest {
+    return SnapshotNameRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotNameRequest>, I>>(object: I): SnapshotNameRequest {
+    const message = createBaseSnapshotNameRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseReplicaPurge(): ReplicaPurge {
+  return { address: "", actions: 0, error: "" };
+}
+
+export const ReplicaPurge: MessageFns<ReplicaPurge> = {
+  encode(message: ReplicaPurge, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.address !== "") {
+      writer.uint32(10).string(message.address);
+    }
+    if (message.actions !== 0) {
+      writer.uint32(16).int32(message.actions);
+    }
+    if (message.error !== "") {
+      writer.uint32(26).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaPurge {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaPurge();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.actions = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaPurge {
+    return {
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      actions: isSet(object.actions) ? globalThis.Number(object.actions) : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: ReplicaPurge): unknown {
+    const obj: any = {};
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.actions !== 0) {
+      obj.actions = Math.round(message.actions);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicaPurge>, I>>(base?: I): ReplicaPurge {
+    return ReplicaPurge.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicaPurge>, I>>(object: I): ReplicaPurge {
+    const message = createBaseReplicaPurge();
+    message.address = object.address ?? "";
+    message.actions = object.actions ?? 0;
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseSnapshotPurgeReply(): SnapshotPurgeReply {
+  return { replicas: [] };
+}
+
+export const SnapshotPurgeReply: MessageFns<SnapshotPurgeReply> = {
+  encode(message: SnapshotPurgeReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.replicas) {
+      ReplicaPurge.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotPurgeReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotPurgeReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.replicas.push(ReplicaPurge.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotPurgeReply {
+    return {
+      replicas: globalThis.Array.isArray(object?.replicas)
+        ? object.replicas.map((e: any) => ReplicaPurge.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: SnapshotPurgeReply): unknown {
+    const obj: any = {};
+    if (message.replicas?.length) {
+      obj.replicas = message.replicas.map((e) => ReplicaPurge.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotPurgeReply>, I>>(base?: I): SnapshotPurgeReply {
+    return SnapshotPurgeReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotPurgeReply>, I>>(object: I): SnapshotPurgeReply {
+    const message = createBaseSnapshotPurgeReply();
+    message.replicas = object.replicas?.map((e) => ReplicaPurge.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSnapshotHashRequest(): SnapshotHashRequest {
+  return { name: "", rehash: false };
+}
+
+export const SnapshotHashRequest: MessageFns<SnapshotHashRequest> = {
+  encode(message: SnapshotHashRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.rehash !== false) {
+      writer.uint32(16).bool(message.rehash);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotHashRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotHashRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.rehash = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotHashRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      rehash: isSet(object.rehash) ? globalThis.Boolean(object.rehash) : false,
+    };
+  },
+
+  toJSON(message: SnapshotHashRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.rehash !== false) {
+      obj.rehash = message.rehash;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotHashRequest>, I>>(base?: I): SnapshotHashRequest {
+    return SnapshotHashRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotHashRequest>, I>>(object: I): SnapshotHashRequest {
+    const message = createBaseSnapshotHashRequest();
+    message.name = object.name ?? "";
+    message.rehash = object.rehash ?? false;
+    return message;
+  },
+};
+
+function createBaseReplicaChecksum(): ReplicaChecksum {
+  return { address: "", checksum: "", silentlyCorrupted: false, error: "", oddOneOut: false };
+}
+
+export const ReplicaChecksum: MessageFns<ReplicaChecksum> = {
+  encode(message: ReplicaChecksum, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.address !== "") {
+      writer.uint32(10).string(message.address);
+    }
+    if (message.checksum !== "") {
+      writer.uint32(18).string(message.checksum);
+    }
+    if (message.silentlyCorrupted !== false) {
+      writer.uint32(24).bool(message.silentlyCorrupted);
+    }
+    if (message.error !== "") {
+      writer.uint32(34).string(message.error);
+    }
+    if (message.oddOneOut !== false) {
+      writer.uint32(40).bool(message.oddOneOut);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaChecksum {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaChecksum();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.checksum = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.silentlyCorrupted = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.oddOneOut = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaChecksum {
+    return {
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      checksum: isSet(object.checksum) ? globalThis.String(object.checksum) : "",
+      silentlyCorrupted: isSet(object.silentlyCorrupted)
+        ? globalThis.Boolean(object.silentlyCorrupted)
+        : isSet(object.silently_corrupted)
+        ? globalThis.Boolean(object.silently_corrupted)
+        : false,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      oddOneOut: isSet(object.oddOneOut)
+        ? globalThis.Boolean(object.oddOneOut)
+        : isSet(object.odd_one_out)
+        ? globalThis.Boolean(object.odd_one_out)
+        : false,
+    };
+  },
+
+  toJSON(message: ReplicaChecksum): unknown {
+    const obj: any = {};
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.checksum !== "") {
+      obj.checksum = message.checksum;
+    }
+    if (message.silentlyCorrupted !== false) {
+      obj.silentlyCorrupted = message.silentlyCorrupted;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.oddOneOut !== false) {
+      obj.oddOneOut = message.oddOneOut;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicaChecksum>, I>>(base?: I): ReplicaChecksum {
+    return ReplicaChecksum.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicaChecksum>, I>>(object: I): ReplicaChecksum {
+    const message = createBaseReplicaChecksum();
+    message.address = object.address ?? "";
+    message.checksum = object.checksum ?? "";
+    message.silentlyCorrupted = object.silentlyCorrupted ?? false;
+    message.error = object.error ?? "";
+    message.oddOneOut = object.oddOneOut ?? false;
+    return message;
+  },
+};
+
+function createBaseSnapshotHashReply(): SnapshotHashReply {
+  return { name: "", replicas: [], consistent: false };
+}
+
+export const SnapshotHashReply: MessageFns<SnapshotHashReply> = {
+  encode(message: SnapshotHashReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    for (const v of message.replicas) {
+      ReplicaChecksum.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.consistent !== false) {
+      writer.uint32(24).bool(message.consistent);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotHashReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotHashReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.replicas.push(ReplicaChecksum.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.consistent = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotHashReply {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      replicas: globalThis.Array.isArray(object?.replicas)
+        ? object.replicas.map((e: any) => ReplicaChecksum.fromJSON(e))
+        : [],
+      consistent: isSet(object.consistent) ? globalThis.Boolean(object.consistent) : false,
+    };
+  },
+
+  toJSON(message: SnapshotHashReply): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.replicas?.length) {
+      obj.replicas = message.replicas.map((e) => ReplicaChecksum.toJSON(e));
+    }
+    if (message.consistent !== false) {
+      obj.consistent = message.consistent;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotHashReply>, I>>(base?: I): SnapshotHashReply {
+    return SnapshotHashReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotHashReply>, I>>(object: I): SnapshotHashReply {
+    const message = createBaseSnapshotHashReply();
+    message.name = object.name ?? "";
+    message.replicas = object.replicas?.map((e) => ReplicaChecksum.fromPartial(e)) || [];
+    message.consistent = object.consistent ?? false;
+    return message;
+  },
+};
+
+function createBaseVolumeExpandRequest(): VolumeExpandRequest {
+  return { size: 0 };
+}
+
+export const VolumeExpandRequest: MessageFns<VolumeExpandRequest> = {
+  encode(message: VolumeExpandRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.size !== 0) {
+      writer.uint32(8).int64(message.size);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeExpandRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeExpandRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.size = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeExpandRequest {
+    return { size: isSet(object.size) ? globalThis.Number(object.size) : 0 };
+  },
+
+  toJSON(message: VolumeExpandRequest): unknown {
+    const obj: any = {};
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeExpandRequest>, I>>(base?: I): VolumeExpandRequest {
+    return VolumeExpandRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeExpandRequest>, I>>(object: I): VolumeExpandRequest {
+    const message = createBaseVolumeExpandRequest();
+    message.size = object.size ?? 0;
+    return message;
+  },
+};
+
+function createBaseRebuildProgress(): RebuildProgress {
+  return { address: "", state: "", error: "", bytesDone: 0, bytesTotal: 0, bytesTransferred: 0, mode: "" };
+}
+
+export const RebuildProgress: MessageFns<RebuildProgress> = {
+  encode(message: RebuildProgress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.address !== "") {
+      writer.uint32(10).string(message.address);
+    }
+    if (message.state !== "") {
+      writer.uint32(18).string(message.state);
+    }
+    if (message.error !== "") {
+      writer.uint32(26).string(message.error);
+    }
+    if (message.bytesDone !== 0) {
+      writer.uint32(32).int64(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      writer.uint32(40).int64(message.bytesTotal);
+    }
+    if (message.bytesTransferred !== 0) {
+      writer.uint32(48).int64(message.bytesTransferred);
+    }
+    if (message.mode !== "") {
+      writer.uint32(58).string(message.mode);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RebuildProgress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRebuildProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bytesDone = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.bytesTotal = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.bytesTransferred = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.mode = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RebuildProgress {
+    return {
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      bytesDone: isSet(object.bytesDone)
+        ? globalThis.Number(object.bytesDone)
+        : isSet(object.bytes_done)
+        ? globalThis.Number(object.bytes_done)
+        : 0,
+      bytesTotal: isSet(object.bytesTotal)
+        ? globalThis.Number(object.bytesTotal)
+        : isSet(object.bytes_total)
+        ? globalThis.Number(object.bytes_total)
+        : 0,
+      bytesTransferred: isSet(object.bytesTransferred)
+        ? globalThis.Number(object.bytesTransferred)
+        : isSet(object.bytes_transferred)
+        ? globalThis.Number(object.bytes_transferred)
+        : 0,
+      mode: isSet(object.mode) ? globalThis.String(object.mode) : "",
+    };
+  },
+
+  toJSON(message: RebuildProgress): unknown {
+    const obj: any = {};
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.bytesDone !== 0) {
+      obj.bytesDone = Math.round(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      obj.bytesTotal = Math.round(message.bytesTotal);
+    }
+    if (message.bytesTransferred !== 0) {
+      obj.bytesTransferred = Math.round(message.bytesTransferred);
+    }
+    if (message.mode !== "") {
+      obj.mode = message.mode;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RebuildProgress>, I>>(base?: I): RebuildProgress {
+    return RebuildProgress.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RebuildProgress>, I>>(object: I): RebuildProgress {
+    const message = createBaseRebuildProgress();
+    message.address = object.address ?? "";
+    message.state = object.state ?? "";
+    message.error = object.error ?? "";
+    message.bytesDone = object.bytesDone ?? 0;
+    message.bytesTotal = object.bytesTotal ?? 0;
+    message.bytesTransferred = object.bytesTransferred ?? 0;
+    message.mode = object.mode ?? "";
+    return message;
+  },
+};
+
 export type ControllerServiceService = typeof ControllerServiceService;
 export const ControllerServiceService = {
   volumeGet: {
@@ -960,8 +2527,8 @@ export const ControllerServiceService = {
     responseDeserialize: (value: Buffer): ControllerReplica => ControllerReplica.decode(value),
   },
   /**
-   * Connect a replica. One whose revision counter matches the volume joins RW; any other joins WO and
-   * waits for a rebuild (dataplane lifecycle issue) or an explicit ReplicaUpdate.
+   * Connect a replica. One that provably holds the volume (same revision counter, same snapshots)
+   * joins RW; any other joins WO and is rebuilt while the volume serves (ReplicaRebuildStatus).
    */
   replicaCreate: {
     path: "/shorthorn.engine.v1.ControllerService/ReplicaCreate" as const,
@@ -999,6 +2566,100 @@ export const ControllerServiceService = {
     responseSerialize: (value: Metrics): Buffer => Buffer.from(Metrics.encode(value).finish()),
     responseDeserialize: (value: Buffer): Metrics => Metrics.decode(value),
   },
+  /** Snapshots (reference/longhorn-engine.md §2.4): created on every healthy replica with I/O paused. */
+  snapshotCreate: {
+    path: "/shorthorn.engine.v1.ControllerService/SnapshotCreate" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SnapshotCreateRequest): Buffer =>
+      Buffer.from(SnapshotCreateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SnapshotCreateRequest => SnapshotCreateRequest.decode(value),
+    responseSerialize: (value: SnapshotCreateReply): Buffer => Buffer.from(SnapshotCreateReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SnapshotCreateReply => SnapshotCreateReply.decode(value),
+  },
+  snapshotList: {
+    path: "/shorthorn.engine.v1.ControllerService/SnapshotList" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): Empty => Empty.decode(value),
+    responseSerialize: (value: SnapshotListReply): Buffer => Buffer.from(SnapshotListReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SnapshotListReply => SnapshotListReply.decode(value),
+  },
+  snapshotRemove: {
+    path: "/shorthorn.engine.v1.ControllerService/SnapshotRemove" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SnapshotNameRequest): Buffer => Buffer.from(SnapshotNameRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SnapshotNameRequest => SnapshotNameRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  snapshotPurge: {
+    path: "/shorthorn.engine.v1.ControllerService/SnapshotPurge" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): Empty => Empty.decode(value),
+    responseSerialize: (value: SnapshotPurgeReply): Buffer => Buffer.from(SnapshotPurgeReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SnapshotPurgeReply => SnapshotPurgeReply.decode(value),
+  },
+  /** Needs the frontend down (VolumeFrontendShutdown) and no rebuilding replica. */
+  snapshotRevert: {
+    path: "/shorthorn.engine.v1.ControllerService/SnapshotRevert" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SnapshotNameRequest): Buffer => Buffer.from(SnapshotNameRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SnapshotNameRequest => SnapshotNameRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  snapshotHash: {
+    path: "/shorthorn.engine.v1.ControllerService/SnapshotHash" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SnapshotHashRequest): Buffer => Buffer.from(SnapshotHashRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SnapshotHashRequest => SnapshotHashRequest.decode(value),
+    responseSerialize: (value: SnapshotHashReply): Buffer => Buffer.from(SnapshotHashReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SnapshotHashReply => SnapshotHashReply.decode(value),
+  },
+  volumeExpand: {
+    path: "/shorthorn.engine.v1.ControllerService/VolumeExpand" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: VolumeExpandRequest): Buffer => Buffer.from(VolumeExpandRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): VolumeExpandRequest => VolumeExpandRequest.decode(value),
+    responseSerialize: (value: Volume): Buffer => Buffer.from(Volume.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Volume => Volume.decode(value),
+  },
+  volumeFrontendShutdown: {
+    path: "/shorthorn.engine.v1.ControllerService/VolumeFrontendShutdown" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): Empty => Empty.decode(value),
+    responseSerialize: (value: Volume): Buffer => Buffer.from(Volume.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Volume => Volume.decode(value),
+  },
+  volumeFrontendStart: {
+    path: "/shorthorn.engine.v1.ControllerService/VolumeFrontendStart" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): Empty => Empty.decode(value),
+    responseSerialize: (value: Volume): Buffer => Buffer.from(Volume.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Volume => Volume.decode(value),
+  },
+  /** Progress of the rebuild of a replica added with ReplicaCreate. */
+  replicaRebuildStatus: {
+    path: "/shorthorn.engine.v1.ControllerService/ReplicaRebuildStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReplicaAddress): Buffer => Buffer.from(ReplicaAddress.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplicaAddress => ReplicaAddress.decode(value),
+    responseSerialize: (value: RebuildProgress): Buffer => Buffer.from(RebuildProgress.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RebuildProgress => RebuildProgress.decode(value),
+  },
 } as const;
 
 export interface ControllerServiceServer extends UntypedServiceImplementation {
@@ -1006,13 +2667,26 @@ export interface ControllerServiceServer extends UntypedServiceImplementation {
   replicaList: handleUnaryCall<Empty, ReplicaListReply>;
   replicaGet: handleUnaryCall<ReplicaAddress, ControllerReplica>;
   /**
-   * Connect a replica. One whose revision counter matches the volume joins RW; any other joins WO and
-   * waits for a rebuild (dataplane lifecycle issue) or an explicit ReplicaUpdate.
+   * Connect a replica. One that provably holds the volume (same revision counter, same snapshots)
+   * joins RW; any other joins WO and is rebuilt while the volume serves (ReplicaRebuildStatus).
    */
   replicaCreate: handleUnaryCall<ReplicaCreateRequest, ControllerReplica>;
   replicaDelete: handleUnaryCall<ReplicaAddress, Empty>;
   replicaUpdate: handleUnaryCall<ReplicaUpdateRequest, ControllerReplica>;
   metricsGet: handleUnaryCall<Empty, Metrics>;
+  /** Snapshots (reference/longhorn-engine.md §2.4): created on every healthy replica with I/O paused. */
+  snapshotCreate: handleUnaryCall<SnapshotCreateRequest, SnapshotCreateReply>;
+  snapshotList: handleUnaryCall<Empty, SnapshotListReply>;
+  snapshotRemove: handleUnaryCall<SnapshotNameRequest, Empty>;
+  snapshotPurge: handleUnaryCall<Empty, SnapshotPurgeReply>;
+  /** Needs the frontend down (VolumeFrontendShutdown) and no rebuilding replica. */
+  snapshotRevert: handleUnaryCall<SnapshotNameRequest, Empty>;
+  snapshotHash: handleUnaryCall<SnapshotHashRequest, SnapshotHashReply>;
+  volumeExpand: handleUnaryCall<VolumeExpandRequest, Volume>;
+  volumeFrontendShutdown: handleUnaryCall<Empty, Volume>;
+  volumeFrontendStart: handleUnaryCall<Empty, Volume>;
+  /** Progress of the rebuild of a replica added with ReplicaCreate. */
+  replicaRebuildStatus: handleUnaryCall<ReplicaAddress, RebuildProgress>;
 }
 
 export interface ControllerServiceClient extends Client {
@@ -1059,8 +2733,8 @@ export interface ControllerServiceClient extends Client {
     callback: (error: ServiceError | null, response: ControllerReplica) => void,
   ): ClientUnaryCall;
   /**
-   * Connect a replica. One whose revision counter matches the volume joins RW; any other joins WO and
-   * waits for a rebuild (dataplane lifecycle issue) or an explicit ReplicaUpdate.
+   * Connect a replica. One that provably holds the volume (same revision counter, same snapshots)
+   * joins RW; any other joins WO and is rebuilt while the volume serves (ReplicaRebuildStatus).
    */
   replicaCreate(
     request: ReplicaCreateRequest,
@@ -1119,6 +2793,159 @@ export interface ControllerServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Metrics) => void,
   ): ClientUnaryCall;
+  /** Snapshots (reference/longhorn-engine.md §2.4): created on every healthy replica with I/O paused. */
+  snapshotCreate(
+    request: SnapshotCreateRequest,
+    callback: (error: ServiceError | null, response: SnapshotCreateReply) => void,
+  ): ClientUnaryCall;
+  snapshotCreate(
+    request: SnapshotCreateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SnapshotCreateReply) => void,
+  ): ClientUnaryCall;
+  snapshotCreate(
+    request: SnapshotCreateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SnapshotCreateReply) => void,
+  ): ClientUnaryCall;
+  snapshotList(
+    request: Empty,
+    callback: (error: ServiceError | null, response: SnapshotListReply) => void,
+  ): ClientUnaryCall;
+  snapshotList(
+    request: Empty,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SnapshotListReply) => void,
+  ): ClientUnaryCall;
+  snapshotList(
+    request: Empty,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SnapshotListReply) => void,
+  ): ClientUnaryCall;
+  snapshotRemove(
+    request: SnapshotNameRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  snapshotRemove(
+    request: SnapshotNameRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  snapshotRemove(
+    request: SnapshotNameRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  snapshotPurge(
+    request: Empty,
+    callback: (error: ServiceError | null, response: SnapshotPurgeReply) => void,
+  ): ClientUnaryCall;
+  snapshotPurge(
+    request: Empty,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SnapshotPurgeReply) => void,
+  ): ClientUnaryCall;
+  snapshotPurge(
+    request: Empty,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SnapshotPurgeReply) => void,
+  ): ClientUnaryCall;
+  /** Needs the frontend down (VolumeFrontendShutdown) and no rebuilding replica. */
+  snapshotRevert(
+    request: SnapshotNameRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  snapshotRevert(
+    request: SnapshotNameRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  snapshotRevert(
+    request: SnapshotNameRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  snapshotHash(
+    request: SnapshotHashRequest,
+    callback: (error: ServiceError | null, response: SnapshotHashReply) => void,
+  ): ClientUnaryCall;
+  snapshotHash(
+    request: SnapshotHashRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SnapshotHashReply) => void,
+  ): ClientUnaryCall;
+  snapshotHash(
+    request: SnapshotHashRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SnapshotHashReply) => void,
+  ): ClientUnaryCall;
+  volumeExpand(
+    request: VolumeExpandRequest,
+    callback: (error: ServiceError | null, response: Volume) => void,
+  ): ClientUnaryCall;
+  volumeExpand(
+    request: VolumeExpandRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Volume) => void,
+  ): ClientUnaryCall;
+  volumeExpand(
+    request: VolumeExpandRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Volume) => void,
+  ): ClientUnaryCall;
+  volumeFrontendShutdown(
+    request: Empty,
+    callback: (error: ServiceError | null, response: Volume) => void,
+  ): ClientUnaryCall;
+  volumeFrontendShutdown(
+    request: Empty,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Volume) => void,
+  ): ClientUnaryCall;
+  volumeFrontendShutdown(
+    request: Empty,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Volume) => void,
+  ): ClientUnaryCall;
+  volumeFrontendStart(
+    request: Empty,
+    callback: (error: ServiceError | null, response: Volume) => void,
+  ): ClientUnaryCall;
+  volumeFrontendStart(
+    request: Empty,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Volume) => void,
+  ): ClientUnaryCall;
+  volumeFrontendStart(
+    request: Empty,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Volume) => void,
+  ): ClientUnaryCall;
+  /** Progress of the rebuild of a replica added with ReplicaCreate. */
+  replicaRebuildStatus(
+    request: ReplicaAddress,
+    callback: (error: ServiceError | null, response: RebuildProgress) => void,
+  ): ClientUnaryCall;
+  replicaRebuildStatus(
+    request: ReplicaAddress,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RebuildProgress) => void,
+  ): ClientUnaryCall;
+  replicaRebuildStatus(
+    request: ReplicaAddress,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RebuildProgress) => void,
+  ): ClientUnaryCall;
 }
 
 export const ControllerServiceClient = makeGenericClientConstructor(
@@ -1151,6 +2978,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

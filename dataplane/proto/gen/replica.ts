@@ -72,6 +72,11 @@ export interface Replica {
   /** TCP port of the data protocol */
   dataPort: number;
   dir: string;
+  /** head mtime, microseconds since the epoch (salvage tie-break) */
+  headMtimeUs: number;
+  /** volume.meta said Dirty when this process opened it (not closed cleanly) */
+  openedDirty: boolean;
+  unmapMarkChainRemoved: boolean;
 }
 
 export interface Replica_DisksEntry {
@@ -84,6 +89,110 @@ export interface ReplicaCreateRequest {
 }
 
 export interface ReplicaOpenRequest {
+}
+
+export interface ReplicaSnapshotRequest {
+  /** snapshot name (file volume-snap-<name>.img) */
+  name: string;
+  /** false for system snapshots (rebuild, expansion), purged on their own */
+  userCreated: boolean;
+  /** RFC3339; the engine gives every replica the same value */
+  created: string;
+  labels: { [key: string]: string };
+}
+
+export interface ReplicaSnapshotRequest_LabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface ReplicaRevertRequest {
+  name: string;
+  created: string;
+}
+
+export interface ReplicaExpandRequest {
+  size: number;
+}
+
+export interface DiskNameRequest {
+  /** snapshot name or its file name */
+  name: string;
+}
+
+export interface PurgeReply {
+  /** removes + coalesces + prunes done */
+  actions: number;
+  /** one line per action, e.g. "coalesce volume-snap-a.img into volume-snap-b.img" */
+  log: string[];
+}
+
+export interface SnapshotHashRequest {
+  name: string;
+  /** hash even if the recorded checksum is still current */
+  rehash: boolean;
+}
+
+export interface SnapshotChecksum {
+  name: string;
+  /** crc64 (ISO, as Longhorn) */
+  method: string;
+  /** 16 hex digits */
+  checksum: string;
+  /** the file changed without Shorthorn changing it */
+  silentlyCorrupted: boolean;
+  rehashed: boolean;
+  lastHashedAt: string;
+}
+
+export interface RebuildingSetRequest {
+  rebuilding: boolean;
+}
+
+export interface RevisionCounterSetRequest {
+  counter: number;
+}
+
+export interface UnmapMarkChainRemovedSetRequest {
+  enabled: boolean;
+}
+
+export interface SyncDisk {
+  /** file name */
+  name: string;
+  parent: string;
+  removed: boolean;
+  userCreated: boolean;
+  created: string;
+  labels: { [key: string]: string };
+}
+
+export interface SyncDisk_LabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface ReplicaRebuildRequest {
+  /** tcp://HOST:PORT of a healthy replica (its gRPC port) */
+  fromAddress: string;
+  /** every layer of the source except its head */
+  disks: SyncDisk[];
+  /** the source head's parent, which the target head must match */
+  headParent: string;
+}
+
+export interface RebuildStatus {
+  /** idle | in_progress | complete | error */
+  state: string;
+  error: string;
+  /** of bytes_total: compared or copied so far */
+  bytesDone: number;
+  /** data bytes of the source files */
+  bytesTotal: number;
+  /** data bytes actually sent over the wire */
+  bytesTransferred: number;
+  fromAddress: string;
+  currentFile: string;
 }
 
 function createBaseEmpty(): Empty {
@@ -454,6 +563,9 @@ function createBaseReplica(): Replica {
     error: "",
     dataPort: 0,
     dir: "",
+    headMtimeUs: 0,
+    openedDirty: false,
+    unmapMarkChainRemoved: false,
   };
 }
 
@@ -500,6 +612,15 @@ export const Replica: MessageFns<Replica> = {
     }
     if (message.dir !== "") {
       writer.uint32(114).string(message.dir);
+    }
+    if (message.headMtimeUs !== 0) {
+      writer.uint32(120).int64(message.headMtimeUs);
+    }
+    if (message.openedDirty !== false) {
+      writer.uint32(128).bool(message.openedDirty);
+    }
+    if (message.unmapMarkChainRemoved !== false) {
+      writer.uint32(136).bool(message.unmapMarkChainRemoved);
     }
     return writer;
   },
@@ -632,6 +753,30 @@ export const Replica: MessageFns<Replica> = {
             message.dir = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.headMtimeUs = longToNumber(reader.int64());
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.openedDirty = reader.bool();
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.unmapMarkChainRemoved = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -689,6 +834,21 @@ export const Replica: MessageFns<Replica> = {
         ? globalThis.Number(object.data_port)
         : 0,
       dir: isSet(object.dir) ? globalThis.String(object.dir) : "",
+      headMtimeUs: isSet(object.headMtimeUs)
+        ? globalThis.Number(object.headMtimeUs)
+        : isSet(object.head_mtime_us)
+        ? globalThis.Number(object.head_mtime_us)
+        : 0,
+      openedDirty: isSet(object.openedDirty)
+        ? globalThis.Boolean(object.openedDirty)
+        : isSet(object.opened_dirty)
+        ? globalThis.Boolean(object.opened_dirty)
+        : false,
+      unmapMarkChainRemoved: isSet(object.unmapMarkChainRemoved)
+        ? globalThis.Boolean(object.unmapMarkChainRemoved)
+        : isSet(object.unmap_mark_chain_removed)
+        ? globalThis.Boolean(object.unmap_mark_chain_removed)
+        : false,
     };
   },
 
@@ -742,6 +902,15 @@ export const Replica: MessageFns<Replica> = {
     if (message.dir !== "") {
       obj.dir = message.dir;
     }
+    if (message.headMtimeUs !== 0) {
+      obj.headMtimeUs = Math.round(message.headMtimeUs);
+    }
+    if (message.openedDirty !== false) {
+      obj.openedDirty = message.openedDirty;
+    }
+    if (message.unmapMarkChainRemoved !== false) {
+      obj.unmapMarkChainRemoved = message.unmapMarkChainRemoved;
+    }
     return obj;
   },
 
@@ -772,6 +941,9 @@ export const Replica: MessageFns<Replica> = {
     message.error = object.error ?? "";
     message.dataPort = object.dataPort ?? 0;
     message.dir = object.dir ?? "";
+    message.headMtimeUs = object.headMtimeUs ?? 0;
+    message.openedDirty = object.openedDirty ?? false;
+    message.unmapMarkChainRemoved = object.unmapMarkChainRemoved ?? false;
     return message;
   },
 };
@@ -982,6 +1154,1557 @@ export const ReplicaOpenRequest: MessageFns<ReplicaOpenRequest> = {
   },
 };
 
+function createBaseReplicaSnapshotRequest(): ReplicaSnapshotRequest {
+  return { name: "", userCreated: false, created: "", labels: {} };
+}
+
+export const ReplicaSnapshotRequest: MessageFns<ReplicaSnapshotRequest> = {
+  encode(message: ReplicaSnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.userCreated !== false) {
+      writer.uint32(16).bool(message.userCreated);
+    }
+    if (message.created !== "") {
+      writer.uint32(26).string(message.created);
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      ReplicaSnapshotRequest_LabelsEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaSnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaSnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.userCreated = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.created = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = ReplicaSnapshotRequest_LabelsEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.labels[entry4.key] = entry4.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaSnapshotRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      userCreated: isSet(object.userCreated)
+        ? globalThis.Boolean(object.userCreated)
+        : isSet(object.user_created)
+        ? globalThis.Boolean(object.user_created)
+        : false,
+      created: isSet(object.created) ? globalThis.String(object.created) : "",
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: ReplicaSnapshotRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.userCreated !== false) {
+      obj.userCreated = message.userCreated;
+    }
+    if (message.created !== "") {
+      obj.created = message.created;
+    }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicaSnapshotRequest>, I>>(base?: I): ReplicaSnapshotRequest {
+    return ReplicaSnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicaSnapshotRequest>, I>>(object: I): ReplicaSnapshotRequest {
+    const message = createBaseReplicaSnapshotRequest();
+    message.name = object.name ?? "";
+    message.userCreated = object.userCreated ?? false;
+    message.created = object.created ?? "";
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseReplicaSnapshotRequest_LabelsEntry(): ReplicaSnapshotRequest_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const ReplicaSnapshotRequest_LabelsEntry: MessageFns<ReplicaSnapshotRequest_LabelsEntry> = {
+  encode(message: ReplicaSnapshotRequest_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaSnapshotRequest_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaSnapshotRequest_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaSnapshotRequest_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ReplicaSnapshotRequest_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicaSnapshotRequest_LabelsEntry>, I>>(
+    base?: I,
+  ): ReplicaSnapshotRequest_LabelsEntry {
+    return ReplicaSnapshotRequest_LabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicaSnapshotRequest_LabelsEntry>, I>>(
+    object: I,
+  ): ReplicaSnapshotRequest_LabelsEntry {
+    const message = createBaseReplicaSnapshotRequest_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseReplicaRevertRequest(): ReplicaRevertRequest {
+  return { name: "", created: "" };
+}
+
+export const ReplicaRevertRequest: MessageFns<ReplicaRevertRequest> = {
+  encode(message: ReplicaRevertRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.created !== "") {
+      writer.uint32(18).string(message.created);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaRevertRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaRevertRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.created = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaRevertRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      created: isSet(object.created) ? globalThis.String(object.created) : "",
+    };
+  },
+
+  toJSON(message: ReplicaRevertRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.created !== "") {
+      obj.created = message.created;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicaRevertRequest>, I>>(base?: I): ReplicaRevertRequest {
+    return ReplicaRevertRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicaRevertRequest>, I>>(object: I): ReplicaRevertRequest {
+    const message = createBaseReplicaRevertRequest();
+    message.name = object.name ?? "";
+    message.created = object.created ?? "";
+    return message;
+  },
+};
+
+function createBaseReplicaExpandRequest(): ReplicaExpandRequest {
+  return { size: 0 };
+}
+
+export const ReplicaExpandRequest: MessageFns<ReplicaExpandRequest> = {
+  encode(message: ReplicaExpandRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.size !== 0) {
+      writer.uint32(8).int64(message.size);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaExpandRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaExpandRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.size = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaExpandRequest {
+    return { size: isSet(object.size) ? globalThis.Number(object.size) : 0 };
+  },
+
+  toJSON(message: ReplicaExpandRequest): unknown {
+    const obj: any = {};
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicaExpandRequest>, I>>(base?: I): ReplicaExpandRequest {
+    return ReplicaExpandRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicaExpandRequest>, I>>(object: I): ReplicaExpandRequest {
+    const message = createBaseReplicaExpandRequest();
+    message.size = object.size ?? 0;
+    return message;
+  },
+};
+
+function createBaseDiskNameRequest(): DiskNameRequest {
+  return { name: "" };
+}
+
+export const DiskNameRequest: MessageFns<DiskNameRequest> = {
+  encode(message: DiskNameRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DiskNameRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDiskNameRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DiskNameRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: DiskNameRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DiskNameRequest>, I>>(base?: I): DiskNameRequest {
+    return DiskNameRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DiskNameRequest>, I>>(object: I): DiskNameRequest {
+    const message = createBaseDiskNameRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBasePurgeReply(): PurgeReply {
+  return { actions: 0, log: [] };
+}
+
+export const PurgeReply: MessageFns<PurgeReply> = {
+  encode(message: PurgeReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.actions !== 0) {
+      writer.uint32(8).int32(message.actions);
+    }
+    for (const v of message.log) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PurgeReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePurgeReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.actions = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.log.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PurgeReply {
+    return {
+      actions: isSet(object.actions) ? globalThis.Number(object.actions) : 0,
+      log: globalThis.Array.isArray(object?.log) ? object.log.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: PurgeReply): unknown {
+    const obj: any = {};
+    if (message.actions !== 0) {
+      obj.actions = Math.round(message.actions);
+    }
+    if (message.log?.length) {
+      obj.log = message.log;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PurgeReply>, I>>(base?: I): PurgeReply {
+    return PurgeReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PurgeReply>, I>>(object: I): PurgeReply {
+    const message = createBasePurgeReply();
+    message.actions = object.actions ?? 0;
+    message.log = object.log?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseSnapshotHashRequest(): SnapshotHashRequest {
+  return { name: "", rehash: false };
+}
+
+export const SnapshotHashRequest: MessageFns<SnapshotHashRequest> = {
+  encode(message: SnapshotHashRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.rehash !== false) {
+      writer.uint32(16).bool(message.rehash);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotHashRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotHashRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.rehash = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotHashRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      rehash: isSet(object.rehash) ? globalThis.Boolean(object.rehash) : false,
+    };
+  },
+
+  toJSON(message: SnapshotHashRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.rehash !== false) {
+      obj.rehash = message.rehash;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotHashRequest>, I>>(base?: I): SnapshotHashRequest {
+    return SnapshotHashRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotHashRequest>, I>>(object: I): SnapshotHashRequest {
+    const message = createBaseSnapshotHashRequest();
+    message.name = object.name ?? "";
+    message.rehash = object.rehash ?? false;
+    return message;
+  },
+};
+
+function createBaseSnapshotChecksum(): SnapshotChecksum {
+  return { name: "", method: "", checksum: "", silentlyCorrupted: false, rehashed: false, lastHashedAt: "" };
+}
+
+export const SnapshotChecksum: MessageFns<SnapshotChecksum> = {
+  encode(message: SnapshotChecksum, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.method !== "") {
+      writer.uint32(18).string(message.method);
+    }
+    if (message.checksum !== "") {
+      writer.uint32(26).string(message.checksum);
+    }
+    if (message.silentlyCorrupted !== false) {
+      writer.uint32(32).bool(message.silentlyCorrupted);
+    }
+    if (message.rehashed !== false) {
+      writer.uint32(40).bool(message.rehashed);
+    }
+    if (message.lastHashedAt !== "") {
+      writer.uint32(50).string(message.lastHashedAt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotChecksum {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotChecksum();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.checksum = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.silentlyCorrupted = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.rehashed = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.lastHashedAt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotChecksum {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      checksum: isSet(object.checksum) ? globalThis.String(object.checksum) : "",
+      silentlyCorrupted: isSet(object.silentlyCorrupted)
+        ? globalThis.Boolean(object.silentlyCorrupted)
+        : isSet(object.silently_corrupted)
+        ? globalThis.Boolean(object.silently_corrupted)
+        : false,
+      rehashed: isSet(object.rehashed) ? globalThis.Boolean(object.rehashed) : false,
+      lastHashedAt: isSet(object.lastHashedAt)
+        ? globalThis.String(object.lastHashedAt)
+        : isSet(object.last_hashed_at)
+        ? globalThis.String(object.last_hashed_at)
+        : "",
+    };
+  },
+
+  toJSON(message: SnapshotChecksum): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    if (message.checksum !== "") {
+      obj.checksum = message.checksum;
+    }
+    if (message.silentlyCorrupted !== false) {
+      obj.silentlyCorrupted = message.silentlyCorrupted;
+    }
+    if (message.rehashed !== false) {
+      obj.rehashed = message.rehashed;
+    }
+    if (message.lastHashedAt !== "") {
+      obj.lastHashedAt = message.lastHashedAt;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotChecksum>, I>>(base?: I): SnapshotChecksum {
+    return SnapshotChecksum.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotChecksum>, I>>(object: I): SnapshotChecksum {
+    const message = createBaseSnapshotChecksum();
+    message.name = object.name ?? "";
+    message.method = object.method ?? "";
+    message.checksum = object.checksum ?? "";
+    message.silentlyCorrupted = object.silentlyCorrupted ?? false;
+    message.rehashed = object.rehashed ?? false;
+    message.lastHashedAt = object.lastHashedAt ?? "";
+    return message;
+  },
+};
+
+function createBaseRebuildingSetRequest(): RebuildingSetRequest {
+  return { rebuilding: false };
+}
+
+export const RebuildingSetRequest: MessageFns<RebuildingSetRequest> = {
+  encode(message: RebuildingSetRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rebuilding !== false) {
+      writer.uint32(8).bool(message.rebuilding);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RebuildingSetRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRebuildingSetRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.rebuilding = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RebuildingSetRequest {
+    return { rebuilding: isSet(object.rebuilding) ? globalThis.Boolean(object.rebuilding) : false };
+  },
+
+  toJSON(message: RebuildingSetRequest): unknown {
+    const obj: any = {};
+    if (message.rebuilding !== false) {
+      obj.rebuilding = message.rebuilding;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RebuildingSetRequest>, I>>(base?: I): RebuildingSetRequest {
+    return RebuildingSetRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RebuildingSetRequest>, I>>(object: I): RebuildingSetRequest {
+    const message = createBaseRebuildingSetRequest();
+    message.rebuilding = object.rebuilding ?? false;
+    return message;
+  },
+};
+
+function createBaseRevisionCounterSetRequest(): RevisionCounterSetRequest {
+  return { counter: 0 };
+}
+
+export const RevisionCounterSetRequest: MessageFns<RevisionCounterSetRequest> = {
+  encode(message: RevisionCounterSetRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.counter !== 0) {
+      writer.uint32(8).int64(message.counter);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevisionCounterSetRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevisionCounterSetRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.counter = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevisionCounterSetRequest {
+    return { counter: isSet(object.counter) ? globalThis.Number(object.counter) : 0 };
+  },
+
+  toJSON(message: RevisionCounterSetRequest): unknown {
+    const obj: any = {};
+    if (message.counter !== 0) {
+      obj.counter = Math.round(message.counter);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevisionCounterSetRequest>, I>>(base?: I): RevisionCounterSetRequest {
+    return RevisionCounterSetRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevisionCounterSetRequest>, I>>(object: I): RevisionCounterSetRequest {
+    const message = createBaseRevisionCounterSetRequest();
+    message.counter = object.counter ?? 0;
+    return message;
+  },
+};
+
+function createBaseUnmapMarkChainRemovedSetRequest(): UnmapMarkChainRemovedSetRequest {
+  return { enabled: false };
+}
+
+export const UnmapMarkChainRemovedSetRequest: MessageFns<UnmapMarkChainRemovedSetRequest> = {
+  encode(message: UnmapMarkChainRemovedSetRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.enabled !== false) {
+      writer.uint32(8).bool(message.enabled);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnmapMarkChainRemovedSetRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnmapMarkChainRemovedSetRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.enabled = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnmapMarkChainRemovedSetRequest {
+    return { enabled: isSet(object.enabled) ? globalThis.Boolean(object.enabled) : false };
+  },
+
+  toJSON(message: UnmapMarkChainRemovedSetRequest): unknown {
+    const obj: any = {};
+    if (message.enabled !== false) {
+      obj.enabled = message.enabled;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UnmapMarkChainRemovedSetRequest>, I>>(base?: I): UnmapMarkChainRemovedSetRequest {
+    return UnmapMarkChainRemovedSetRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UnmapMarkChainRemovedSetRequest>, I>>(
+    object: I,
+  ): UnmapMarkChainRemovedSetRequest {
+    const message = createBaseUnmapMarkChainRemovedSetRequest();
+    message.enabled = object.enabled ?? false;
+    return message;
+  },
+};
+
+function createBaseSyncDisk(): SyncDisk {
+  return { name: "", parent: "", removed: false, userCreated: false, created: "", labels: {} };
+}
+
+export const SyncDisk: MessageFns<SyncDisk> = {
+  encode(message: SyncDisk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.parent !== "") {
+      writer.uint32(18).string(message.parent);
+    }
+    if (message.removed !== false) {
+      writer.uint32(24).bool(message.removed);
+    }
+    if (message.userCreated !== false) {
+      writer.uint32(32).bool(message.userCreated);
+    }
+    if (message.created !== "") {
+      writer.uint32(42).string(message.created);
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      SyncDisk_LabelsEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SyncDisk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSyncDisk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.parent = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.removed = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.userCreated = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.created = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = SyncDisk_LabelsEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.labels[entry6.key] = entry6.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SyncDisk {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      parent: isSet(object.parent) ? globalThis.String(object.parent) : "",
+      removed: isSet(object.removed) ? globalThis.Boolean(object.removed) : false,
+      userCreated: isSet(object.userCreated)
+        ? globalThis.Boolean(object.userCreated)
+        : isSet(object.user_created)
+        ? globalThis.Boolean(object.user_created)
+        : false,
+      created: isSet(object.created) ? globalThis.String(object.created) : "",
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: SyncDisk): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.parent !== "") {
+      obj.parent = message.parent;
+    }
+    if (message.removed !== false) {
+      obj.removed = message.removed;
+    }
+    if (message.userCreated !== false) {
+      obj.userCreated = message.userCreated;
+    }
+    if (message.created !== "") {
+      obj.created = message.created;
+    }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SyncDisk>, I>>(base?: I): SyncDisk {
+    return SyncDisk.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SyncDisk>, I>>(object: I): SyncDisk {
+    const message = createBaseSyncDisk();
+    message.name = object.name ?? "";
+    message.parent = object.parent ?? "";
+    message.removed = object.removed ?? false;
+    message.userCreated = object.userCreated ?? false;
+    message.created = object.created ?? "";
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseSyncDisk_LabelsEntry(): SyncDisk_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const SyncDisk_LabelsEntry: MessageFns<SyncDisk_LabelsEntry> = {
+  encode(message: SyncDisk_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SyncDisk_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSyncDisk_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SyncDisk_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: SyncDisk_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SyncDisk_LabelsEntry>, I>>(base?: I): SyncDisk_LabelsEntry {
+    return SyncDisk_LabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SyncDisk_LabelsEntry>, I>>(object: I): SyncDisk_LabelsEntry {
+    const message = createBaseSyncDisk_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseReplicaRebuildRequest(): ReplicaRebuildRequest {
+  return { fromAddress: "", disks: [], headParent: "" };
+}
+
+export const ReplicaRebuildRequest: MessageFns<ReplicaRebuildRequest> = {
+  encode(message: ReplicaRebuildRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fromAddress !== "") {
+      writer.uint32(10).string(message.fromAddress);
+    }
+    for (const v of message.disks) {
+      SyncDisk.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.headParent !== "") {
+      writer.uint32(26).string(message.headParent);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaRebuildRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaRebuildRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.fromAddress = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.disks.push(SyncDisk.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.headParent = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaRebuildRequest {
+    return {
+      fromAddress: isSet(object.fromAddress)
+        ? globalThis.String(object.fromAddress)
+        : isSet(object.from_address)
+        ? globalThis.String(object.from_address)
+        : "",
+      disks: globalThis.Array.isArray(object?.disks) ? object.disks.map((e: any) => SyncDisk.fromJSON(e)) : [],
+      headParent: isSet(object.headParent)
+        ? globalThis.String(object.headParent)
+        : isSet(object.head_parent)
+        ? globalThis.String(object.head_parent)
+        : "",
+    };
+  },
+
+  toJSON(message: ReplicaRebuildRequest): unknown {
+    const obj: any = {};
+    if (message.fromAddress !== "") {
+      obj.fromAddress = message.fromAddress;
+    }
+    if (message.disks?.length) {
+      obj.disks = message.disks.map((e) => SyncDisk.toJSON(e));
+    }
+    if (message.headParent !== "") {
+      obj.headParent = message.headParent;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicaRebuildRequest>, I>>(base?: I): ReplicaRebuildRequest {
+    return ReplicaRebuildRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicaRebuildRequest>, I>>(object: I): ReplicaRebuildRequest {
+    const message = createBaseReplicaRebuildRequest();
+    message.fromAddress = object.fromAddress ?? "";
+    message.disks = object.disks?.map((e) => SyncDisk.fromPartial(e)) || [];
+    message.headParent = object.headParent ?? "";
+    return message;
+  },
+};
+
+function createBaseRebuildStatus(): RebuildStatus {
+  return { state: "", error: "", bytesDone: 0, bytesTotal: 0, bytesTransferred: 0, fromAddress: "", currentFile: "" };
+}
+
+export const RebuildStatus: MessageFns<RebuildStatus> = {
+  encode(message: RebuildStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== "") {
+      writer.uint32(10).string(message.state);
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    if (message.bytesDone !== 0) {
+      writer.uint32(24).int64(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      writer.uint32(32).int64(message.bytesTotal);
+    }
+    if (message.bytesTransferred !== 0) {
+      writer.uint32(40).int64(message.bytesTransferred);
+    }
+    if (message.fromAddress !== "") {
+      writer.uint32(50).string(message.fromAddress);
+    }
+    if (message.currentFile !== "") {
+      writer.uint32(58).string(message.currentFile);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RebuildStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRebuildStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bytesDone = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bytesTotal = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.bytesTransferred = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.fromAddress = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.currentFile = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RebuildStatus {
+    return {
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      bytesDone: isSet(object.bytesDone)
+        ? globalThis.Number(object.bytesDone)
+        : isSet(object.bytes_done)
+        ? globalThis.Number(object.bytes_done)
+        : 0,
+      bytesTotal: isSet(object.bytesTotal)
+        ? globalThis.Number(object.bytesTotal)
+        : isSet(object.bytes_total)
+        ? globalThis.Number(object.bytes_total)
+        : 0,
+      bytesTransferred: isSet(object.bytesTransferred)
+        ? globalThis.Number(object.bytesTransferred)
+        : isSet(object.bytes_transferred)
+        ? globalThis.Number(object.bytes_transferred)
+        : 0,
+      fromAddress: isSet(object.fromAddress)
+        ? globalThis.String(object.fromAddress)
+        : isSet(object.from_address)
+        ? globalThis.String(object.from_address)
+        : "",
+      currentFile: isSet(object.currentFile)
+        ? globalThis.String(object.currentFile)
+        : isSet(object.current_file)
+        ? globalThis.String(object.current_file)
+        : "",
+    };
+  },
+
+  toJSON(message: RebuildStatus): unknown {
+    const obj: any = {};
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.bytesDone !== 0) {
+      obj.bytesDone = Math.round(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      obj.bytesTotal = Math.round(message.bytesTotal);
+    }
+    if (message.bytesTransferred !== 0) {
+      obj.bytesTransferred = Math.round(message.bytesTransferred);
+    }
+    if (message.fromAddress !== "") {
+      obj.fromAddress = message.fromAddress;
+    }
+    if (message.currentFile !== "") {
+      obj.currentFile = message.currentFile;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RebuildStatus>, I>>(base?: I): RebuildStatus {
+    return RebuildStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RebuildStatus>, I>>(object: I): RebuildStatus {
+    const message = createBaseRebuildStatus();
+    message.state = object.state ?? "";
+    message.error = object.error ?? "";
+    message.bytesDone = object.bytesDone ?? 0;
+    message.bytesTotal = object.bytesTotal ?? 0;
+    message.bytesTransferred = object.bytesTransferred ?? 0;
+    message.fromAddress = object.fromAddress ?? "";
+    message.currentFile = object.currentFile ?? "";
+    return message;
+  },
+};
+
 export type ReplicaServiceService = typeof ReplicaServiceService;
 export const ReplicaServiceService = {
   /** Lay down a fresh replica directory (volume.meta + volume-head-000.img). Refused if one exists. */
@@ -1026,6 +2749,120 @@ export const ReplicaServiceService = {
     responseSerialize: (value: Replica): Buffer => Buffer.from(Replica.encode(value).finish()),
     responseDeserialize: (value: Buffer): Replica => Replica.decode(value),
   },
+  /**
+   * Snapshot chain (reference/longhorn-engine.md §1.4–§1.7). The engine pauses I/O around
+   * snapshot, revert and expand; purge and hash run while the volume serves.
+   */
+  replicaSnapshot: {
+    path: "/shorthorn.replica.v1.ReplicaService/ReplicaSnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReplicaSnapshotRequest): Buffer =>
+      Buffer.from(ReplicaSnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplicaSnapshotRequest => ReplicaSnapshotRequest.decode(value),
+    responseSerialize: (value: Replica): Buffer => Buffer.from(Replica.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Replica => Replica.decode(value),
+  },
+  replicaRevert: {
+    path: "/shorthorn.replica.v1.ReplicaService/ReplicaRevert" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReplicaRevertRequest): Buffer => Buffer.from(ReplicaRevertRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplicaRevertRequest => ReplicaRevertRequest.decode(value),
+    responseSerialize: (value: Replica): Buffer => Buffer.from(Replica.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Replica => Replica.decode(value),
+  },
+  replicaExpand: {
+    path: "/shorthorn.replica.v1.ReplicaService/ReplicaExpand" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReplicaExpandRequest): Buffer => Buffer.from(ReplicaExpandRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplicaExpandRequest => ReplicaExpandRequest.decode(value),
+    responseSerialize: (value: Replica): Buffer => Buffer.from(Replica.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Replica => Replica.decode(value),
+  },
+  diskMarkAsRemoved: {
+    path: "/shorthorn.replica.v1.ReplicaService/DiskMarkAsRemoved" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DiskNameRequest): Buffer => Buffer.from(DiskNameRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DiskNameRequest => DiskNameRequest.decode(value),
+    responseSerialize: (value: Replica): Buffer => Buffer.from(Replica.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Replica => Replica.decode(value),
+  },
+  /** Removes, coalesces and prunes every removed (and every system) snapshot; returns when done. */
+  snapshotPurge: {
+    path: "/shorthorn.replica.v1.ReplicaService/SnapshotPurge" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): Empty => Empty.decode(value),
+    responseSerialize: (value: PurgeReply): Buffer => Buffer.from(PurgeReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PurgeReply => PurgeReply.decode(value),
+  },
+  /** CRC64 of a snapshot file, stored beside it as <file>.checksum (Longhorn's layout). */
+  snapshotHash: {
+    path: "/shorthorn.replica.v1.ReplicaService/SnapshotHash" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SnapshotHashRequest): Buffer => Buffer.from(SnapshotHashRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SnapshotHashRequest => SnapshotHashRequest.decode(value),
+    responseSerialize: (value: SnapshotChecksum): Buffer => Buffer.from(SnapshotChecksum.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SnapshotChecksum => SnapshotChecksum.decode(value),
+  },
+  rebuildingSet: {
+    path: "/shorthorn.replica.v1.ReplicaService/RebuildingSet" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RebuildingSetRequest): Buffer => Buffer.from(RebuildingSetRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RebuildingSetRequest => RebuildingSetRequest.decode(value),
+    responseSerialize: (value: Replica): Buffer => Buffer.from(Replica.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Replica => Replica.decode(value),
+  },
+  revisionCounterSet: {
+    path: "/shorthorn.replica.v1.ReplicaService/RevisionCounterSet" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevisionCounterSetRequest): Buffer =>
+      Buffer.from(RevisionCounterSetRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevisionCounterSetRequest => RevisionCounterSetRequest.decode(value),
+    responseSerialize: (value: Replica): Buffer => Buffer.from(Replica.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Replica => Replica.decode(value),
+  },
+  unmapMarkChainRemovedSet: {
+    path: "/shorthorn.replica.v1.ReplicaService/UnmapMarkChainRemovedSet" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UnmapMarkChainRemovedSetRequest): Buffer =>
+      Buffer.from(UnmapMarkChainRemovedSetRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UnmapMarkChainRemovedSetRequest =>
+      UnmapMarkChainRemovedSetRequest.decode(value),
+    responseSerialize: (value: Replica): Buffer => Buffer.from(Replica.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Replica => Replica.decode(value),
+  },
+  /**
+   * Rebuild target: pull every listed layer from the source's SyncService (extents only; files this
+   * replica already has are compared block by block and only what differs moves), then reload.
+   */
+  replicaRebuild: {
+    path: "/shorthorn.replica.v1.ReplicaService/ReplicaRebuild" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReplicaRebuildRequest): Buffer =>
+      Buffer.from(ReplicaRebuildRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplicaRebuildRequest => ReplicaRebuildRequest.decode(value),
+    responseSerialize: (value: RebuildStatus): Buffer => Buffer.from(RebuildStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RebuildStatus => RebuildStatus.decode(value),
+  },
+  replicaRebuildStatus: {
+    path: "/shorthorn.replica.v1.ReplicaService/ReplicaRebuildStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): Empty => Empty.decode(value),
+    responseSerialize: (value: RebuildStatus): Buffer => Buffer.from(RebuildStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RebuildStatus => RebuildStatus.decode(value),
+  },
 } as const;
 
 export interface ReplicaServiceServer extends UntypedServiceImplementation {
@@ -1039,6 +2876,27 @@ export interface ReplicaServiceServer extends UntypedServiceImplementation {
   /** Persist the revision counter, mark the meta clean and close every layer. */
   replicaClose: handleUnaryCall<Empty, Replica>;
   replicaGet: handleUnaryCall<Empty, Replica>;
+  /**
+   * Snapshot chain (reference/longhorn-engine.md §1.4–§1.7). The engine pauses I/O around
+   * snapshot, revert and expand; purge and hash run while the volume serves.
+   */
+  replicaSnapshot: handleUnaryCall<ReplicaSnapshotRequest, Replica>;
+  replicaRevert: handleUnaryCall<ReplicaRevertRequest, Replica>;
+  replicaExpand: handleUnaryCall<ReplicaExpandRequest, Replica>;
+  diskMarkAsRemoved: handleUnaryCall<DiskNameRequest, Replica>;
+  /** Removes, coalesces and prunes every removed (and every system) snapshot; returns when done. */
+  snapshotPurge: handleUnaryCall<Empty, PurgeReply>;
+  /** CRC64 of a snapshot file, stored beside it as <file>.checksum (Longhorn's layout). */
+  snapshotHash: handleUnaryCall<SnapshotHashRequest, SnapshotChecksum>;
+  rebuildingSet: handleUnaryCall<RebuildingSetRequest, Replica>;
+  revisionCounterSet: handleUnaryCall<RevisionCounterSetRequest, Replica>;
+  unmapMarkChainRemovedSet: handleUnaryCall<UnmapMarkChainRemovedSetRequest, Replica>;
+  /**
+   * Rebuild target: pull every listed layer from the source's SyncService (extents only; files this
+   * replica already has are compared block by block and only what differs moves), then reload.
+   */
+  replicaRebuild: handleUnaryCall<ReplicaRebuildRequest, RebuildStatus>;
+  replicaRebuildStatus: handleUnaryCall<Empty, RebuildStatus>;
 }
 
 export interface ReplicaServiceClient extends Client {
@@ -1101,6 +2959,178 @@ export interface ReplicaServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  /**
+   * Snapshot chain (reference/longhorn-engine.md §1.4–§1.7). The engine pauses I/O around
+   * snapshot, revert and expand; purge and hash run while the volume serves.
+   */
+  replicaSnapshot(
+    request: ReplicaSnapshotRequest,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  replicaSnapshot(
+    request: ReplicaSnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  replicaSnapshot(
+    request: ReplicaSnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  replicaRevert(
+    request: ReplicaRevertRequest,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  replicaRevert(
+    request: ReplicaRevertRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  replicaRevert(
+    request: ReplicaRevertRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  replicaExpand(
+    request: ReplicaExpandRequest,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  replicaExpand(
+    request: ReplicaExpandRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  replicaExpand(
+    request: ReplicaExpandRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  diskMarkAsRemoved(
+    request: DiskNameRequest,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  diskMarkAsRemoved(
+    request: DiskNameRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  diskMarkAsRemoved(
+    request: DiskNameRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  /** Removes, coalesces and prunes every removed (and every system) snapshot; returns when done. */
+  snapshotPurge(request: Empty, callback: (error: ServiceError | null, response: PurgeReply) => void): ClientUnaryCall;
+  snapshotPurge(
+    request: Empty,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PurgeReply) => void,
+  ): ClientUnaryCall;
+  snapshotPurge(
+    request: Empty,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PurgeReply) => void,
+  ): ClientUnaryCall;
+  /** CRC64 of a snapshot file, stored beside it as <file>.checksum (Longhorn's layout). */
+  snapshotHash(
+    request: SnapshotHashRequest,
+    callback: (error: ServiceError | null, response: SnapshotChecksum) => void,
+  ): ClientUnaryCall;
+  snapshotHash(
+    request: SnapshotHashRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SnapshotChecksum) => void,
+  ): ClientUnaryCall;
+  snapshotHash(
+    request: SnapshotHashRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SnapshotChecksum) => void,
+  ): ClientUnaryCall;
+  rebuildingSet(
+    request: RebuildingSetRequest,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  rebuildingSet(
+    request: RebuildingSetRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  rebuildingSet(
+    request: RebuildingSetRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  revisionCounterSet(
+    request: RevisionCounterSetRequest,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  revisionCounterSet(
+    request: RevisionCounterSetRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  revisionCounterSet(
+    request: RevisionCounterSetRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  unmapMarkChainRemovedSet(
+    request: UnmapMarkChainRemovedSetRequest,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  unmapMarkChainRemovedSet(
+    request: UnmapMarkChainRemovedSetRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  unmapMarkChainRemovedSet(
+    request: UnmapMarkChainRemovedSetRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Replica) => void,
+  ): ClientUnaryCall;
+  /**
+   * Rebuild target: pull every listed layer from the source's SyncService (extents only; files this
+   * replica already has are compared block by block and only what differs moves), then reload.
+   */
+  replicaRebuild(
+    request: ReplicaRebuildRequest,
+    callback: (error: ServiceError | null, response: RebuildStatus) => void,
+  ): ClientUnaryCall;
+  replicaRebuild(
+    request: ReplicaRebuildRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RebuildStatus) => void,
+  ): ClientUnaryCall;
+  replicaRebuild(
+    request: ReplicaRebuildRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RebuildStatus) => void,
+  ): ClientUnaryCall;
+  replicaRebuildStatus(
+    request: Empty,
+    callback: (error: ServiceError | null, response: RebuildStatus) => void,
+  ): ClientUnaryCall;
+  replicaRebuildStatus(
+    request: Empty,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RebuildStatus) => void,
+  ): ClientUnaryCall;
+  replicaRebuildStatus(
+    request: Empty,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RebuildStatus) => void,
   ): ClientUnaryCall;
 }
 

@@ -41,7 +41,7 @@ import { Layer } from './layer.js';
 import { foldFile, pruneWindow } from './layer-fold.js';
 import { nextPurgeAction, type PurgeAction } from './purge-plan.js';
 import { RevisionCounterFile, readRevisionCounter, writeRevisionCounterFile } from './revision-counter.js';
-import { removeSnapshotChecksum } from './snapshot-checksum.js';
+import { hashSnapshot, removeSnapshotChecksum, type SnapshotChecksum } from './snapshot-checksum.js';
 import {
   REPLICA_SECTOR_SIZE,
   readVolumeMeta,
@@ -565,6 +565,26 @@ export class Replica {
     this.size = newSize;
   }
 
+  /**
+   * CRC64 of a snapshot file, recorded beside it (reference §2.8). Runs while the volume serves; purge
+   * and hashing exclude each other (a purge rewrites files a hash would be reading).
+   */
+  async hashSnapshot(
+    name: string,
+    rehash: boolean,
+    signal?: AbortSignal,
+  ): Promise<{ checksum: SnapshotChecksum; rehashed: boolean }> {
+    this.checkOpen('hash snapshot');
+    const disk = this.snapshotDisk(name);
+    this.checkNoChainJob('hash');
+    this.chainJob = 'hash';
+    try {
+      return await hashSnapshot(this.dir, disk.name, { rehash, signal });
+    } finally {
+      this.chainJob = null;
+    }
+  }
+
   /** Re-reads the chain from the files (after a rebuild replaced them) and rebuilds the block index. */
   reload(): void {
     this.checkOpen('reload');
@@ -602,6 +622,11 @@ export class Replica {
     this.checkOpen('set revision counter');
     if (!Number.isSafeInteger(counter) || counter < 0) throw new RangeError(`invalid revision counter ${counter}`);
     this.revisionCounter = counter;
+  }
+
+  /** File name of the current head. */
+  get headName(): string {
+    return this.meta.head;
   }
 
   /** Layer metas of the directory (chain and side branches). */
@@ -998,7 +1023,7 @@ export class Replica {
   }
 }
 
-function checkSnapshotName(name: string): void {
+export function checkSnapshotName(name: string): void {
   if (!SNAPSHOT_NAME.test(name)) {
     throw new ReplicaChainError(
       `invalid snapshot name ${JSON.stringify(name)}: use 1-200 letters, digits, '_', '.' or '-', starting with a letter or digit`,
@@ -1076,12 +1101,12 @@ function walkChain(head: string, disks: Map<string, DiskMeta>): string[] {
  * Cleans up after a snapshot, revert or coalesce that a crash interrupted: heads other than the one
  * volume.meta names (a cut that completed left the old head's names, one that did not left the new
  * head), a snapshot that is still the same file as the head (its cut never completed), and a
- * coalesce's staging link. None of them holds data the chain needs.
+ * coalesce's staging link, a rebuild's half-copied file. None of them holds data the chain needs.
  */
 function removeInterruptedLeftovers(dir: string, head: string, disks: Map<string, DiskMeta>): void {
   const headInode = statSync(join(dir, head)).ino;
   for (const file of readdirSync(dir)) {
-    if (file.endsWith('.coalesce')) removeQuietly(join(dir, file));
+    if (file.endsWith('.coalesce') || file.endsWith('.rebuild')) removeQuietly(join(dir, file));
   }
   for (const name of [...disks.keys()]) {
     if (name === head) continue;

@@ -1,0 +1,245 @@
+// The rebuilding side of a rebuild (reference §4): while the engine already sends this replica every
+// write (WO, into a fresh head), it pulls the immutable layer files below the head from a healthy
+// replica's SyncService. A file it lacks is copied extents-only; a file it already has (a replica
+// coming back) is compared block by block by CRC64 and only the blocks that differ move.
+import {
+  closeSync,
+  fdatasyncSync,
+  fstatSync,
+  ftruncateSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { credentials, type ServiceError } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { unary } from '../grpc/unary.js';
+import { sparse } from '../native/sparse.js';
+import type { RebuildStatus, ReplicaRebuildRequest, SyncDisk } from '../proto/gen/replica.js';
+import { type FileChunk, type FileRange, SyncServiceClient } from '../proto/gen/sync.js';
+import { fsyncDirectory } from '../replica/store/atomic-file.js';
+import { type DiskMeta, writeDiskMeta } from '../replica/store/disk-meta.js';
+import { DISK_META_SUFFIX } from '../replica/store/disk-names.js';
+import type { Replica } from '../replica/store/replica.js';
+import { removeSnapshotChecksum } from '../replica/store/snapshot-checksum.js';
+import { formatHostPort, parseReplicaAddress } from '../util/address.js';
+import { blockChecksums } from './sync-source.js';
+
+/** Granularity of the comparison of a file this replica already has: a changed 4 KiB block moves alone. */
+export const DELTA_BLOCK = 4096;
+/** Bytes compared per checksum request. */
+const DELTA_WINDOW = 64 * 1024 * 1024;
+/** Suffix of a file being copied in; renamed to its real name once complete (open() removes leftovers). */
+export const REBUILD_TEMP_SUFFIX = '.rebuild';
+export const SYNC_MAX_MESSAGE = 64 * 1024 * 1024;
+const CONTROL_DEADLINE_MS = 120_000;
+
+export interface RebuildTargetOptions {
+  dir: string;
+  replica: () => Replica | null;
+  logger: Logger;
+}
+
+export class RebuildTarget {
+  private current: RebuildStatus = idleStatus();
+  private running: Promise<void> | null = null;
+
+  constructor(private readonly opts: RebuildTargetOptions) {}
+
+  status(): RebuildStatus {
+    return { ...this.current };
+  }
+
+  /** Starts pulling; returns at once. Progress and the outcome come from status(). */
+  start(req: ReplicaRebuildRequest): RebuildStatus {
+    if (this.running !== null) throw new Error(`a rebuild from ${this.current.fromAddress} is already running`);
+    const replica = this.opts.replica();
+    if (replica === null) throw new Error('the replica is not open; the engine opens it before a rebuild');
+    replica.setRebuilding(true);
+    this.current = { ...idleStatus(), state: 'in_progress', fromAddress: req.fromAddress };
+    this.running = this.run(replica, req)
+      .then(
+        () => {
+          this.current = { ...this.current, state: 'complete', currentFile: '' };
+          this.opts.logger.info({ ...this.current }, 'rebuild copied every layer');
+        },
+        (err: unknown) => {
+          const message = err instanceof Error ? err.message : String(err);
+          this.current = { ...this.current, state: 'error', error: message };
+          this.opts.logger.error({ err, from: req.fromAddress }, 'rebuild failed');
+        },
+      )
+      .finally(() => {
+        this.running = null;
+      });
+    return this.status();
+  }
+
+  private async run(replica: Replica, req: ReplicaRebuildRequest): Promise<void> {
+    const dir = this.opts.dir;
+    const client = new SyncServiceClient(
+      formatHostPort(parseReplicaAddress(req.fromAddress)),
+      credentials.createInsecure(),
+      {
+        'grpc.max_receive_message_length': SYNC_MAX_MESSAGE,
+      },
+    );
+    try {
+      const wanted = new Map(req.disks.map((d) => [d.name, d]));
+      const head = replica.info().head;
+      // Layers the source does not have any more (purged there while this replica was away).
+      for (const disk of replica.diskMetas()) {
+        if (disk.name === head || wanted.has(disk.name)) continue;
+        removeLayerFiles(dir, disk.name);
+      }
+      const stats = await Promise.all(
+        req.disks.map((d) => unary(client.fileStat, client, { name: d.name }, CONTROL_DEADLINE_MS)),
+      );
+      this.current.bytesTotal = stats.reduce((sum, s) => sum + s.allocated, 0);
+      for (const [i, disk] of req.disks.entries()) {
+        this.current.currentFile = disk.name;
+        const size = stats[i]!.size;
+        // Comparing only pays off against data this replica already has (a replica coming back).
+        if (allocatedBytes(join(dir, disk.name)) > 0) await this.syncChanged(client, disk.name, size);
+        else await this.copyWhole(client, disk.name, size);
+        removeSnapshotChecksum(dir, disk.name);
+      }
+      for (const disk of req.disks) writeDiskMeta(dir, toDiskMeta(disk));
+      const headMeta = replica.diskMetas().find((d) => d.name === head)!;
+      if (headMeta.parent !== req.headParent) writeDiskMeta(dir, { ...headMeta, parent: req.headParent });
+      fsyncDirectory(dir);
+      replica.reload();
+    } finally {
+      client.close();
+    }
+  }
+
+  /** A file this replica lacks: stream its extents into a sparse temp file, then give it its name. */
+  private async copyWhole(client: SyncServiceClient, name: string, size: number): Promise<void> {
+    const temp = join(this.opts.dir, name + REBUILD_TEMP_SUFFIX);
+    const fd = openSync(temp, 'w');
+    try {
+      ftruncateSync(fd, size);
+      await this.pull(client, fd, name, []);
+      fdatasyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, join(this.opts.dir, name));
+  }
+
+  /** A file this replica has: compare 4 KiB blocks by CRC64 window by window, fetch what differs. */
+  private async syncChanged(client: SyncServiceClient, name: string, size: number): Promise<void> {
+    const fd = openSync(join(this.opts.dir, name), 'r+');
+    try {
+      if (fstatSync(fd).size !== size) ftruncateSync(fd, size);
+      for (let offset = 0; offset < size; offset += DELTA_WINDOW) {
+        const length = Math.ceil(Math.min(DELTA_WINDOW, size - offset) / DELTA_BLOCK) * DELTA_BLOCK;
+        const theirs = await unary(
+          client.fileChecksums,
+          client,
+          { name, offset, length, blockSize: DELTA_BLOCK },
+          CONTROL_DEADLINE_MS,
+        );
+        const mine = blockChecksums(fd, offset, length, DELTA_BLOCK);
+        const fetch: FileRange[] = [];
+        let sourceBytes = 0;
+        for (let b = 0; b < length / DELTA_BLOCK; b++) {
+          const at = offset + b * DELTA_BLOCK;
+          if (theirs.present[b] === 1) {
+            sourceBytes += DELTA_BLOCK;
+            const same =
+              mine.present[b] === 1 && theirs.sums.compare(mine.sums, b * 8, b * 8 + 8, b * 8, b * 8 + 8) === 0;
+            if (!same) appendRange(fetch, at, DELTA_BLOCK);
+          } else if (mine.present[b] === 1) {
+            sparse.punchHole(fd, at, Math.min(DELTA_BLOCK, size - at));
+          }
+        }
+        if (fetch.length > 0) await this.pull(client, fd, name, fetch);
+        this.current.bytesDone += sourceBytes - fetch.reduce((sum, r) => sum + r.length, 0);
+      }
+      fdatasyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Streams `ranges` of the source file (all of it when empty) into fd at the same offsets. */
+  private pull(client: SyncServiceClient, fd: number, name: string, ranges: FileRange[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const stream = client.fileRead({ name, ranges });
+      stream.on('data', (chunk: FileChunk) => {
+        try {
+          const bytes = writeExtents(fd, chunk);
+          this.current.bytesDone += bytes;
+          this.current.bytesTransferred += bytes;
+        } catch (err) {
+          stream.cancel();
+          reject(err);
+        }
+      });
+      stream.on('error', (err: ServiceError) => reject(new Error(`pull ${name}: ${err.details || err.message}`)));
+      stream.on('end', () => resolve());
+    });
+  }
+}
+
+function writeExtents(fd: number, chunk: FileChunk): number {
+  let at = 0;
+  const { extents, data } = chunk;
+  for (let i = 0; i < extents.length; i += 2) {
+    const offset = extents[i]!;
+    const length = extents[i + 1]!;
+    if (at + length > data.length)
+      throw new Error(`sync chunk is short: extents need ${at + length} bytes, got ${data.length}`);
+    for (let done = 0; done < length; ) done += writeSync(fd, data, at + done, length - done, offset + done);
+    at += length;
+  }
+  return at;
+}
+
+function allocatedBytes(path: string): number {
+  try {
+    return statSync(path).blocks * 512;
+  } catch {
+    return 0;
+  }
+}
+
+function appendRange(ranges: FileRange[], offset: number, length: number): void {
+  const last = ranges.at(-1);
+  if (last !== undefined && last.offset + last.length === offset) last.length += length;
+  else ranges.push({ offset, length });
+}
+
+function removeLayerFiles(dir: string, name: string): void {
+  removeSnapshotChecksum(dir, name);
+  rmSync(join(dir, name), { force: true });
+  rmSync(join(dir, name + DISK_META_SUFFIX), { force: true });
+}
+
+function toDiskMeta(d: SyncDisk): DiskMeta {
+  return {
+    name: d.name,
+    parent: d.parent,
+    removed: d.removed,
+    userCreated: d.userCreated,
+    created: d.created,
+    labels: { ...d.labels },
+  };
+}
+
+function idleStatus(): RebuildStatus {
+  return {
+    state: 'idle',
+    error: '',
+    bytesDone: 0,
+    bytesTotal: 0,
+    bytesTransferred: 0,
+    fromAddress: '',
+    currentFile: '',
+  };
+}
