@@ -28,9 +28,7 @@ export interface EngineOptions {
 function salvageOrder(a: ReplicaBackend, b: ReplicaBackend): number {
   const x = a.openedAt;
   const y = b.openedAt;
-  return (
-    y.revisionCounter - x.revisionCounter || y.headFileSize - x.headFileSize || y.headMtimeUs - x.headMtimeUs
-  );
+  return y.revisionCounter - x.revisionCounter || y.headFileSize - x.headFileSize || y.headMtimeUs - x.headMtimeUs;
 }
 
 export interface ReplicaStatus {
@@ -97,14 +95,22 @@ export class Engine extends EventEmitter implements BlockDevice {
    * then most head data, then newest head — serves, and the rest are marked ERR to be rebuilt from it.
    */
   async start(addresses: string[]): Promise<void> {
-    const results = await Promise.allSettled(addresses.map((a) => this.connect(a)));
+    // --size is what the volume was created with; replicas that are larger were expanded since.
+    const results = await Promise.allSettled(addresses.map((a) => this.connect(a, (s) => s >= this.size)));
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') this.backends.push(r.value);
       else this.noteUnreachable(addresses[i]!, r.reason);
     });
-    const crashedAll = this.backends.length > 1 && this.backends.every((b) => !b.foundOpen && b.openedAt.openedDirty);
+    const size = Math.max(this.volumeSize, ...this.backends.map((b) => b.openedAt.size));
+    for (const b of this.backends) {
+      if (b.openedAt.size < size)
+        this.fail(b, new Error(`size ${b.openedAt.size} < ${size}: it missed an expansion`), 'start');
+    }
+    this.volumeSize = size;
+    const candidates = this.backends.filter((b) => b.mode !== 'ERR');
+    const crashedAll = candidates.length > 1 && candidates.every((b) => !b.foundOpen && b.openedAt.openedDirty);
     if (crashedAll) {
-      const ranked = [...this.backends].sort(salvageOrder);
+      const ranked = [...candidates].sort(salvageOrder);
       const best = ranked[0]!;
       this.log.warn(
         { best: best.address, revisionCounter: best.openedAt.revisionCounter },
@@ -113,8 +119,8 @@ export class Engine extends EventEmitter implements BlockDevice {
       for (const b of ranked.slice(1))
         this.fail(b, new Error(`salvage: ${best.address} was chosen; rebuild from it`), 'start');
     } else {
-      const newest = Math.max(...this.backends.map((b) => b.openedAt.revisionCounter));
-      for (const b of this.backends) {
+      const newest = Math.max(...candidates.map((b) => b.openedAt.revisionCounter));
+      for (const b of candidates) {
         if (b.openedAt.revisionCounter < newest) {
           this.fail(b, new Error(`stale: revision counter ${b.openedAt.revisionCounter} < ${newest}`), 'start');
         }
@@ -402,8 +408,8 @@ export class Engine extends EventEmitter implements BlockDevice {
 
   // ---- internals ---------------------------------------------------------------------------------
 
-  private async connect(address: string): Promise<ReplicaBackend> {
-    const b = await ReplicaBackend.connect(address, this.size, this.dataConnections);
+  private async connect(address: string, acceptSize?: (replicaSize: number) => boolean): Promise<ReplicaBackend> {
+    const b = await ReplicaBackend.connect(address, this.size, this.dataConnections, acceptSize);
     b.data.on('failed', (err: Error) => this.fail(b, err, 'connection'));
     return b;
   }

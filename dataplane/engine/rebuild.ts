@@ -58,6 +58,9 @@ export class ReplicaRebuilder {
           engine.join(b, 'RW');
           return 'RW';
         }
+        if (mine.size < engine.size) {
+          await unary(b.control.replicaExpand, b.control, { size: engine.size }, CONTROL_DEADLINE_MS);
+        }
         await this.systemSnapshot(b);
         await unary(b.control.rebuildingSet, b.control, { rebuilding: true }, CONTROL_DEADLINE_MS);
         engine.join(b, 'WO');

@@ -30,16 +30,22 @@ export class ReplicaBackend {
 
   /**
    * Reach the replica at `address` (tcp://HOST:PORT, its gRPC port), create it if it is empty, open it
-   * and connect its data port. A replica of another size is refused: mixing sizes corrupts data.
+   * and connect its data port. Its size must be one `acceptSize` allows (the engine decides: at start a
+   * larger one means the volume was expanded; a joining one may be smaller and gets expanded).
    */
-  static async connect(address: string, size: number, dataConnections: number): Promise<ReplicaBackend> {
+  static async connect(
+    address: string,
+    size: number,
+    dataConnections: number,
+    acceptSize: (replicaSize: number) => boolean = (s) => s === size,
+  ): Promise<ReplicaBackend> {
     const hp = parseReplicaAddress(address);
     const control = new ReplicaServiceClient(formatHostPort(hp), credentials.createInsecure());
     try {
       let info = await unary(control.replicaGet, control, {}, 10_000);
       if (info.state === 'initial') info = await unary(control.replicaCreate, control, { size });
       if (info.state === 'error') throw new Error(`replica is in error: ${info.error}`);
-      if (info.size !== size) throw new Error(`replica size ${info.size} differs from the volume size ${size}`);
+      if (!acceptSize(info.size)) throw new Error(`replica size ${info.size} does not fit the volume size ${size}`);
       const foundOpen = info.state === 'open';
       info = await unary(control.replicaOpen, control, {});
       const data = await ReplicaDataClient.connect(hp.host, info.dataPort, { connections: dataConnections });
