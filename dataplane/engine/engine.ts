@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { type BlockDevice, BlockDeviceError, type Extent } from '../block-device.js';
+import { unary } from '../grpc/unary.js';
 import { IoGate } from './io-gate.js';
 import { IoMetrics } from './io-metrics.js';
 import { RangeLock } from './range-lock.js';
@@ -107,6 +108,18 @@ export class Engine extends EventEmitter implements BlockDevice {
         this.fail(b, new Error(`size ${b.openedAt.size} < ${size}: it missed an expansion`), 'start');
     }
     this.volumeSize = size;
+    // A replica whose rebuild never finished holds an incomplete chain, whatever its counter says.
+    const complete = this.backends.filter((b) => b.mode !== 'ERR' && !b.openedAt.rebuilding);
+    for (const b of this.backends) {
+      if (b.mode === 'ERR' || !b.openedAt.rebuilding) continue;
+      if (complete.length > 0) {
+        this.fail(b, new Error('its rebuild did not finish; rebuild it again'), 'start');
+      } else {
+        // Nothing better exists (Longhorn resets the stale flag of a lone replica the same way).
+        this.log.warn({ replica: b.address }, 'using a replica whose rebuild did not finish: no other is left');
+        await unary(b.control.rebuildingSet, b.control, { rebuilding: false }, 10_000).catch(() => {});
+      }
+    }
     const candidates = this.backends.filter((b) => b.mode !== 'ERR');
     const crashedAll = candidates.length > 1 && candidates.every((b) => !b.foundOpen && b.openedAt.openedDirty);
     if (crashedAll) {
@@ -116,8 +129,13 @@ export class Engine extends EventEmitter implements BlockDevice {
         { best: best.address, revisionCounter: best.openedAt.revisionCounter },
         'every replica was left dirty: salvaging from the best one',
       );
-      for (const b of ranked.slice(1))
+      for (const b of ranked.slice(1)) {
         this.fail(b, new Error(`salvage: ${best.address} was chosen; rebuild from it`), 'start');
+        // Equal counters would let it rejoin RW unrebuilt; the Rebuilding flag in its meta says otherwise.
+        await unary(b.control.rebuildingSet, b.control, { rebuilding: true }, 10_000).catch((err) =>
+          this.log.warn({ err, replica: b.address }, 'could not flag the salvaged-away replica for rebuild'),
+        );
+      }
     } else {
       const newest = Math.max(...candidates.map((b) => b.openedAt.revisionCounter));
       for (const b of candidates) {
