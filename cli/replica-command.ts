@@ -1,4 +1,4 @@
-// `shorthorn replica --dir DIR --size SIZE --listen HOST:PORT`: one replica process; PORT is gRPC,
+// `shorthorn replica --dir DIR [--size SIZE] --listen HOST:PORT`: one replica process; PORT is gRPC,
 // PORT+1 the data port.
 import type { Command } from 'commander';
 import { startReplicaServer } from '../dataplane/replica/replica-server.js';
@@ -11,14 +11,14 @@ export function registerReplicaCommand(program: Command): void {
     .command('replica')
     .description('serve one replica of a volume from a directory of sparse layer files')
     .requiredOption('--dir <dir>', 'replica directory (created if missing)')
-    .requiredOption('--size <size>', 'volume size: bytes or 512Mi, 1Gi, 10G …')
+    .option('--size <size>', 'volume size: bytes or 512Mi, 1Gi, 10G … (required to create a replica; checked against an existing one)')
     .requiredOption('--listen <host:port>', 'gRPC address; the data port is PORT+1')
-    .action(async (opts: { dir: string; size: string; listen: string }) => {
+    .action(async (opts: { dir: string; size?: string; listen: string }) => {
       const logger = createLogger('replica');
       const listen = parseHostPort(opts.listen);
       const server = await startReplicaServer({
         dir: opts.dir,
-        size: parseVolumeSize(opts.size),
+        size: opts.size === undefined ? undefined : parseVolumeSize(opts.size),
         host: listen.host,
         port: listen.port,
         logger,

@@ -21,7 +21,7 @@ export interface RebuildProgress {
   bytesTransferred: number;
 }
 
-const POLL_MS = 200;
+const POLL_MS = 50;
 /** A rebuild copies whole files: allow it a day, as Longhorn does. */
 const REBUILD_DEADLINE_MS = 24 * 3600 * 1000;
 const CONTROL_DEADLINE_MS = 60_000;
@@ -54,7 +54,16 @@ export class ReplicaRebuilder {
         if (engine.rebuilding)
           throw new Error(`volume ${engine.volume} is already rebuilding a replica; one at a time`);
         const [mine, theirs] = await Promise.all([b.info(), source.info()]);
-        if (!mine.rebuilding && mine.revisionCounter === theirs.revisionCounter && sameLayers(mine, theirs)) {
+        // Joining without a copy needs proof it holds every write: not just created, not a half-done
+        // rebuild, the same snapshots and the same non-zero counter (0 only says no write went through
+        // an engine: data written some other way, e.g. laid down by a restore, would not count).
+        const current =
+          !b.createdNow &&
+          !mine.rebuilding &&
+          theirs.revisionCounter > 0 &&
+          mine.revisionCounter === theirs.revisionCounter &&
+          sameLayers(mine, theirs);
+        if (current) {
           engine.join(b, 'RW');
           return 'RW';
         }

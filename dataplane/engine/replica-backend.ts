@@ -26,6 +26,8 @@ export class ReplicaBackend {
      * exact. One opened from disk after a crash only has the counter of its last flush.
      */
     readonly foundOpen: boolean,
+    /** Created empty by this connect: it holds nothing, whatever its revision counter says. */
+    readonly createdNow: boolean,
   ) {}
 
   /**
@@ -43,13 +45,14 @@ export class ReplicaBackend {
     const control = new ReplicaServiceClient(formatHostPort(hp), credentials.createInsecure());
     try {
       let info = await unary(control.replicaGet, control, {}, 10_000);
-      if (info.state === 'initial') info = await unary(control.replicaCreate, control, { size });
+      const createdNow = info.state === 'initial';
+      if (createdNow) info = await unary(control.replicaCreate, control, { size });
       if (info.state === 'error') throw new Error(`replica is in error: ${info.error}`);
       if (!acceptSize(info.size)) throw new Error(`replica size ${info.size} does not fit the volume size ${size}`);
       const foundOpen = info.state === 'open';
       info = await unary(control.replicaOpen, control, {});
       const data = await ReplicaDataClient.connect(hp.host, info.dataPort, { connections: dataConnections });
-      return new ReplicaBackend(address, control, data, info, foundOpen);
+      return new ReplicaBackend(address, control, data, info, foundOpen, createdNow);
     } catch (err) {
       control.close();
       throw new Error(`replica ${address}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });

@@ -26,6 +26,9 @@ export const MessageType = {
   WriteZeroes: 10,
   BlockStatus: 11,
   WriteFua: 12,
+  // Rebuild: the bulk copy of a layer file (dataplane/sync/sync-stream.ts).
+  SyncRead: 13,
+  SyncData: 14,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 

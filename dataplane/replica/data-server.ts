@@ -6,6 +6,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { type Frame, FrameDecoder, MAX_PAYLOAD, MessageType, ProtocolError } from '../protocol/frame.js';
 import { FrameWriter } from '../protocol/frame-writer.js';
+import type { SyncFileServer } from '../sync/sync-stream.js';
 
 /** What the data port needs of a replica (the store's Replica class has it). */
 export interface ReplicaIo {
@@ -22,6 +23,8 @@ export interface ReplicaDataServerOptions {
   /** The replica I/O goes to right now, or null while it is not open. */
   getReplica: () => ReplicaIo | null;
   logger: Logger;
+  /** Serves SyncRead (a rebuild copying this replica's layer files); without it SyncRead is refused. */
+  syncFiles?: SyncFileServer;
 }
 
 const U32_MAX = 0xffff_ffff;
@@ -92,6 +95,7 @@ export class ReplicaDataServer {
   private readonly connections = new Set<DataConnection>();
   private readonly getReplica: () => ReplicaIo | null;
   private readonly logger: Logger;
+  private readonly syncFiles: SyncFileServer | undefined;
   private batcher: FlushBatcher | null = null;
   private batcherOf: ReplicaIo | null = null;
   private closing: Promise<void> | null = null;
@@ -100,6 +104,7 @@ export class ReplicaDataServer {
   constructor(opts: ReplicaDataServerOptions) {
     this.getReplica = opts.getReplica;
     this.logger = opts.logger;
+    this.syncFiles = opts.syncFiles;
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
 
@@ -208,6 +213,12 @@ export class ReplicaDataServer {
     if (type === MessageType.Close) {
       conn.closed = true;
       conn.socket.end();
+      return;
+    }
+    if (type === MessageType.SyncRead) {
+      // Reads layer files, not the open replica's chain: it works whether or not the replica is open.
+      if (this.syncFiles === undefined) this.answerError(conn, seq, 0, 'this replica serves no sync reads');
+      else this.syncFiles.serve(conn.socket, w, seq, f.data);
       return;
     }
     const r = this.getReplica();

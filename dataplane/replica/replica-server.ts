@@ -7,6 +7,7 @@ import { type Logger, pino } from 'pino';
 import { ReplicaServiceService } from '../proto/gen/replica.js';
 import { SyncServiceService } from '../proto/gen/sync.js';
 import { createSyncService } from '../sync/sync-source.js';
+import { SyncFileServer } from '../sync/sync-stream.js';
 import { formatHostPort } from '../util/address.js';
 import { ReplicaDataServer } from './data-server.js';
 import { createReplicaService, ReplicaControl } from './grpc-service.js';
@@ -47,7 +48,9 @@ export async function startReplicaServer(opts: ReplicaServerOptions): Promise<Re
 
   const control = new ReplicaControl({ dir, logger });
   const service = createReplicaService(control, logger);
-  const sync = createSyncService({ dir, headName: () => control.replica?.headName ?? null, logger });
+  const headName = () => control.replica?.headName ?? null;
+  const sync = createSyncService({ dir, headName });
+  const syncFiles = new SyncFileServer(dir, headName, logger);
   let grpc!: Server;
   let data!: ReplicaDataServer;
   let grpcPort = 0;
@@ -62,7 +65,7 @@ export async function startReplicaServer(opts: ReplicaServerOptions): Promise<Re
       g.forceShutdown();
       throw new Error(`replica gRPC port ${formatHostPort({ host, port })}: ${messageOf(err)}`, { cause: err });
     }
-    const d = new ReplicaDataServer({ getReplica: () => control.replica, logger });
+    const d = new ReplicaDataServer({ getReplica: () => control.replica, logger, syncFiles });
     try {
       dataPort = await d.listen(grpcPort + 1, host);
       grpc = g;

@@ -1,25 +1,16 @@
 // The rebuilding side of a rebuild (reference §4): while the engine already sends this replica every
 // write (WO, into a fresh head), it pulls the immutable layer files below the head from a healthy
-// replica's SyncService. A file it lacks is copied extents-only; a file it already has (a replica
+// replica (SyncService for sizes and checksums, SyncRead on its data port for the bytes). A file it lacks is copied extents-only; a file it already has (a replica
 // coming back) is compared block by block by CRC64 and only the blocks that differ move.
-import {
-  closeSync,
-  fdatasyncSync,
-  fstatSync,
-  ftruncateSync,
-  openSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { credentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { unary } from '../grpc/unary.js';
 import { sparse } from '../native/sparse.js';
 import type { RebuildStatus, ReplicaRebuildRequest, SyncDisk } from '../proto/gen/replica.js';
-import { type FileChunk, type FileRange, SyncServiceClient } from '../proto/gen/sync.js';
+import { ReplicaServiceClient } from '../proto/gen/replica.js';
+import { SyncServiceClient } from '../proto/gen/sync.js';
 import { fsyncDirectory } from '../replica/store/atomic-file.js';
 import { type DiskMeta, writeDiskMeta } from '../replica/store/disk-meta.js';
 import { DISK_META_SUFFIX } from '../replica/store/disk-names.js';
@@ -27,6 +18,7 @@ import type { Replica } from '../replica/store/replica.js';
 import { removeSnapshotChecksum } from '../replica/store/snapshot-checksum.js';
 import { formatHostPort, parseReplicaAddress } from '../util/address.js';
 import { blockChecksums } from './sync-source.js';
+import { pullSyncFile, type SyncRange } from './sync-stream.js';
 
 /** Granularity of the comparison of a file this replica already has: a changed 4 KiB block moves alone. */
 export const DELTA_BLOCK = 4096;
@@ -34,8 +26,14 @@ export const DELTA_BLOCK = 4096;
 const DELTA_WINDOW = 64 * 1024 * 1024;
 /** Suffix of a file being copied in; renamed to its real name once complete (open() removes leftovers). */
 export const REBUILD_TEMP_SUFFIX = '.rebuild';
-export const SYNC_MAX_MESSAGE = 64 * 1024 * 1024;
 const CONTROL_DEADLINE_MS = 120_000;
+
+/** The healthy replica a rebuild copies from: checksums over gRPC, bytes over its data port. */
+interface SourceReplica {
+  sync: SyncServiceClient;
+  host: string;
+  dataPort: number;
+}
 
 export interface RebuildTargetOptions {
   dir: string;
@@ -80,14 +78,12 @@ export class RebuildTarget {
 
   private async run(replica: Replica, req: ReplicaRebuildRequest): Promise<void> {
     const dir = this.opts.dir;
-    const client = new SyncServiceClient(
-      formatHostPort(parseReplicaAddress(req.fromAddress)),
-      credentials.createInsecure(),
-      {
-        'grpc.max_receive_message_length': SYNC_MAX_MESSAGE,
-      },
-    );
+    const from = parseReplicaAddress(req.fromAddress);
+    const client = new SyncServiceClient(formatHostPort(from), credentials.createInsecure());
+    const control = new ReplicaServiceClient(formatHostPort(from), credentials.createInsecure());
     try {
+      const { dataPort } = await unary(control.replicaGet, control, {}, CONTROL_DEADLINE_MS);
+      const source: SourceReplica = { sync: client, host: from.host, dataPort };
       const wanted = new Map(req.disks.map((d) => [d.name, d]));
       const head = replica.info().head;
       // Layers the source does not have any more (purged there while this replica was away).
@@ -103,8 +99,8 @@ export class RebuildTarget {
         this.current.currentFile = disk.name;
         const size = stats[i]!.size;
         // Comparing only pays off against data this replica already has (a replica coming back).
-        if (allocatedBytes(join(dir, disk.name)) > 0) await this.syncChanged(client, disk.name, size);
-        else await this.copyWhole(client, disk.name, size);
+        if (allocatedBytes(join(dir, disk.name)) > 0) await this.syncChanged(source, disk.name, size);
+        else await this.copyWhole(source, disk.name, size);
         removeSnapshotChecksum(dir, disk.name);
       }
       for (const disk of req.disks) writeDiskMeta(dir, toDiskMeta(disk));
@@ -114,16 +110,17 @@ export class RebuildTarget {
       replica.reload();
     } finally {
       client.close();
+      control.close();
     }
   }
 
   /** A file this replica lacks: stream its extents into a sparse temp file, then give it its name. */
-  private async copyWhole(client: SyncServiceClient, name: string, size: number): Promise<void> {
+  private async copyWhole(source: SourceReplica, name: string, size: number): Promise<void> {
     const temp = join(this.opts.dir, name + REBUILD_TEMP_SUFFIX);
     const fd = openSync(temp, 'w');
     try {
       ftruncateSync(fd, size);
-      await this.pull(client, fd, name, []);
+      await this.pull(source, fd, name, []);
       fdatasyncSync(fd);
     } finally {
       closeSync(fd);
@@ -132,20 +129,20 @@ export class RebuildTarget {
   }
 
   /** A file this replica has: compare 4 KiB blocks by CRC64 window by window, fetch what differs. */
-  private async syncChanged(client: SyncServiceClient, name: string, size: number): Promise<void> {
+  private async syncChanged(source: SourceReplica, name: string, size: number): Promise<void> {
     const fd = openSync(join(this.opts.dir, name), 'r+');
     try {
       if (fstatSync(fd).size !== size) ftruncateSync(fd, size);
       for (let offset = 0; offset < size; offset += DELTA_WINDOW) {
         const length = Math.ceil(Math.min(DELTA_WINDOW, size - offset) / DELTA_BLOCK) * DELTA_BLOCK;
         const theirs = await unary(
-          client.fileChecksums,
-          client,
+          source.sync.fileChecksums,
+          source.sync,
           { name, offset, length, blockSize: DELTA_BLOCK },
           CONTROL_DEADLINE_MS,
         );
         const mine = blockChecksums(fd, offset, length, DELTA_BLOCK);
-        const fetch: FileRange[] = [];
+        const fetch: SyncRange[] = [];
         let sourceBytes = 0;
         for (let b = 0; b < length / DELTA_BLOCK; b++) {
           const at = offset + b * DELTA_BLOCK;
@@ -158,7 +155,7 @@ export class RebuildTarget {
             sparse.punchHole(fd, at, Math.min(DELTA_BLOCK, size - at));
           }
         }
-        if (fetch.length > 0) await this.pull(client, fd, name, fetch);
+        if (fetch.length > 0) await this.pull(source, fd, name, fetch);
         this.current.bytesDone += sourceBytes - fetch.reduce((sum, r) => sum + r.length, 0);
       }
       fdatasyncSync(fd);
@@ -167,38 +164,13 @@ export class RebuildTarget {
     }
   }
 
-  /** Streams `ranges` of the source file (all of it when empty) into fd at the same offsets. */
-  private pull(client: SyncServiceClient, fd: number, name: string, ranges: FileRange[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const stream = client.fileRead({ name, ranges });
-      stream.on('data', (chunk: FileChunk) => {
-        try {
-          const bytes = writeExtents(fd, chunk);
-          this.current.bytesDone += bytes;
-          this.current.bytesTransferred += bytes;
-        } catch (err) {
-          stream.cancel();
-          reject(err);
-        }
-      });
-      stream.on('error', (err: ServiceError) => reject(new Error(`pull ${name}: ${err.details || err.message}`)));
-      stream.on('end', () => resolve());
+  /** Copies `ranges` of the source file (all of it when empty) into fd at the same offsets. */
+  private async pull(source: SourceReplica, fd: number, name: string, ranges: SyncRange[]): Promise<void> {
+    await pullSyncFile(source.host, source.dataPort, { file: name, ranges }, fd, (n) => {
+      this.current.bytesDone += n;
+      this.current.bytesTransferred += n;
     });
   }
-}
-
-function writeExtents(fd: number, chunk: FileChunk): number {
-  let at = 0;
-  const { extents, data } = chunk;
-  for (let i = 0; i < extents.length; i += 2) {
-    const offset = extents[i]!;
-    const length = extents[i + 1]!;
-    if (at + length > data.length)
-      throw new Error(`sync chunk is short: extents need ${at + length} bytes, got ${data.length}`);
-    for (let done = 0; done < length; ) done += writeSync(fd, data, at + done, length - done, offset + done);
-    at += length;
-  }
-  return at;
 }
 
 function allocatedBytes(path: string): number {
@@ -209,7 +181,7 @@ function allocatedBytes(path: string): number {
   }
 }
 
-function appendRange(ranges: FileRange[], offset: number, length: number): void {
+function appendRange(ranges: SyncRange[], offset: number, length: number): void {
   const last = ranges.at(-1);
   if (last !== undefined && last.offset + last.length === offset) last.length += length;
   else ranges.push({ offset, length });

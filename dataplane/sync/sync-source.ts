@@ -1,25 +1,14 @@
-// SyncService (dataplane/proto/sync.proto) on a healthy replica: hands its immutable layer files to a
-// rebuilding replica. Only data leaves: each window of the file is read with one large sequential
-// pread (holes included, they cost no disk I/O) and only its allocated extents are packed into the
-// message, so a file fragmented into 4 KiB runs streams nearly as fast as a contiguous one instead of
-// turning into one small read and one request per extent (Longhorn's weak spot, reference §4.3).
+// SyncService (dataplane/proto/sync.proto) on a healthy replica: sizes and block checksums of its
+// immutable layer files, for a rebuilding replica to decide what to fetch (the bytes themselves come
+// over the data port, dataplane/sync/sync-stream.ts).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ServerWritableStream, status } from '@grpc/grpc-js';
-import type { Logger } from 'pino';
+import { status } from '@grpc/grpc-js';
 import { handleUnary, statusError } from '../grpc/status-error.js';
 import { sparse } from '../native/sparse.js';
-import type {
-  FileChecksumsReply,
-  FileChecksumsRequest,
-  FileChunk,
-  FileReadRequest,
-  FileStatReply,
-  SyncServiceServer,
-} from '../proto/gen/sync.js';
+import type { FileChecksumsReply, FileChecksumsRequest, FileStatReply, SyncServiceServer } from '../proto/gen/sync.js';
+import { checkLayerName } from './sync-stream.js';
 
-/** Bytes of the file covered by one message (at most this much data per message). */
-export const SYNC_WINDOW = 8 * 1024 * 1024;
 /** At most this many blocks per checksum request (64 MiB of 4 KiB blocks, a 128 KiB answer). */
 const MAX_CHECKSUM_BLOCKS = 16 * 1024;
 
@@ -27,12 +16,15 @@ export interface SyncSourceOptions {
   dir: string;
   /** The file the replica currently writes to: never served, it changes under the reader. */
   headName: () => string | null;
-  logger: Logger;
 }
 
 export function createSyncService(opts: SyncSourceOptions): SyncServiceServer {
   const open = (name: string): number => {
-    checkLayerName(name, opts.headName());
+    try {
+      checkLayerName(name, opts.headName());
+    } catch (err) {
+      throw statusError(status.INVALID_ARGUMENT, (err as Error).message);
+    }
     try {
       return openSync(join(opts.dir, name), 'r');
     } catch (err) {
@@ -61,22 +53,6 @@ export function createSyncService(opts: SyncSourceOptions): SyncServiceServer {
         closeSync(fd);
       }
     }),
-    fileRead: (call: ServerWritableStream<FileReadRequest, FileChunk>) => {
-      let fd: number;
-      try {
-        fd = open(call.request.name);
-      } catch (err) {
-        call.destroy(err as Error);
-        return;
-      }
-      streamFile(fd, call)
-        .then(() => call.end())
-        .catch((err: unknown) => {
-          opts.logger.warn({ err, file: call.request.name }, 'sync file read failed');
-          call.destroy(statusError(status.INTERNAL, `read ${call.request.name}: ${(err as Error).message}`));
-        })
-        .finally(() => closeSync(fd));
-    },
   };
 }
 
@@ -118,41 +94,6 @@ export function blockChecksums(fd: number, offset: number, length: number, block
   return { present, sums };
 }
 
-async function streamFile(fd: number, call: ServerWritableStream<FileReadRequest, FileChunk>): Promise<void> {
-  const size = fstatSync(fd).size;
-  const ranges = call.request.ranges.length > 0 ? call.request.ranges : [{ offset: 0, length: size }];
-  const window = Buffer.allocUnsafe(SYNC_WINDOW);
-  for (const range of ranges) {
-    const rangeEnd = Math.min(range.offset + range.length, size);
-    for (let pos = range.offset; pos < rangeEnd; pos += SYNC_WINDOW) {
-      if (call.cancelled) return;
-      const chunk = readWindow(fd, window, pos, Math.min(pos + SYNC_WINDOW, rangeEnd));
-      if (chunk === null) continue;
-      // Respect flow control: a slow receiver must not make this process buffer the whole file.
-      if (!call.write(chunk)) await new Promise<void>((resolve) => call.once('drain', resolve));
-    }
-  }
-}
-
-/** The data extents of [start, end) as one message, read with a single pread; null if all hole. */
-function readWindow(fd: number, window: Buffer, start: number, end: number): FileChunk | null {
-  const extents = sparse.dataExtents(fd, start, end);
-  if (extents.length === 0) return null;
-  const first = extents[0]!;
-  const last = extents[extents.length - 2]! + extents[extents.length - 1]!;
-  readFully(fd, window, 0, last - first, first);
-  let bytes = 0;
-  for (let i = 1; i < extents.length; i += 2) bytes += extents[i]!;
-  if (extents.length === 2) return { extents, data: Buffer.from(window.subarray(0, bytes)) };
-  const data = Buffer.allocUnsafe(bytes);
-  let at = 0;
-  for (let i = 0; i < extents.length; i += 2) {
-    const from = extents[i]! - first;
-    at += window.copy(data, at, from, from + extents[i + 1]!);
-  }
-  return { extents, data };
-}
-
 function readFully(fd: number, buf: Buffer, at: number, length: number, position: number): void {
   let done = 0;
   while (done < length) {
@@ -162,15 +103,5 @@ function readFully(fd: number, buf: Buffer, at: number, length: number, position
       return;
     }
     done += n;
-  }
-}
-
-/** Only layer files of this replica, never the head, never a path that leaves the directory. */
-function checkLayerName(name: string, head: string | null): void {
-  if (!/^volume-(snap-[A-Za-z0-9][A-Za-z0-9_.-]*|head-\d+)\.img$/.test(name) || name.includes('/')) {
-    throw statusError(status.INVALID_ARGUMENT, `${JSON.stringify(name)} is not a layer file name`);
-  }
-  if (name === head) {
-    throw statusError(status.FAILED_PRECONDITION, `${name} is the head: it changes with every write and is not synced`);
   }
 }

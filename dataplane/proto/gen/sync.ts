@@ -11,9 +11,7 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
-  type ClientReadableStream,
   type ClientUnaryCall,
-  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -26,8 +24,10 @@ export const protobufPackage = "shorthorn.sync.v1";
 export const protobufFileName = "sync.proto";
 
 /**
- * SyncService: how a rebuilding replica pulls layer files from a healthy one, on the source replica's
- * gRPC port. Only data moves: holes are described, never sent. Additive changes only.
+ * SyncService: what a rebuilding replica asks a healthy one about its layer files, on the source
+ * replica's gRPC port: sizes, and block checksums so a returning replica fetches only what differs.
+ * The bytes themselves move on the data port (SyncRead in dataplane/PROTOCOL.md), where they cost a
+ * fraction of what gRPC's 16 KiB HTTP/2 frames do. Additive changes only.
  */
 
 export interface FileStatRequest {
@@ -41,24 +41,6 @@ export interface FileStatReply {
   size: number;
   /** bytes of data extents */
   allocated: number;
-}
-
-export interface FileRange {
-  offset: number;
-  length: number;
-}
-
-export interface FileReadRequest {
-  name: string;
-  /** empty = the whole file */
-  ranges: FileRange[];
-}
-
-/** A run of data: `data` is the concatenation of the extents, in order. */
-export interface FileChunk {
-  /** offset0, length0, offset1, length1, ... (all data, no holes) */
-  extents: number[];
-  data: Buffer;
 }
 
 export interface FileChecksumsRequest {
@@ -241,275 +223,6 @@ export const FileStatReply: MessageFns<FileStatReply> = {
     message.name = object.name ?? "";
     message.size = object.size ?? 0;
     message.allocated = object.allocated ?? 0;
-    return message;
-  },
-};
-
-function createBaseFileRange(): FileRange {
-  return { offset: 0, length: 0 };
-}
-
-export const FileRange: MessageFns<FileRange> = {
-  encode(message: FileRange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.offset !== 0) {
-      writer.uint32(8).int64(message.offset);
-    }
-    if (message.length !== 0) {
-      writer.uint32(16).int64(message.length);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): FileRange {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseFileRange();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 8) {
-              break;
-            }
-
-            message.offset = longToNumber(reader.int64());
-            continue;
-          }
-          case 2: {
-            if (tag !== 16) {
-              break;
-            }
-
-            message.length = longToNumber(reader.int64());
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): FileRange {
-    return {
-      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
-      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
-    };
-  },
-
-  toJSON(message: FileRange): unknown {
-    const obj: any = {};
-    if (message.offset !== 0) {
-      obj.offset = Math.round(message.offset);
-    }
-    if (message.length !== 0) {
-      obj.length = Math.round(message.length);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<FileRange>, I>>(base?: I): FileRange {
-    return FileRange.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<FileRange>, I>>(object: I): FileRange {
-    const message = createBaseFileRange();
-    message.offset = object.offset ?? 0;
-    message.length = object.length ?? 0;
-    return message;
-  },
-};
-
-function createBaseFileReadRequest(): FileReadRequest {
-  return { name: "", ranges: [] };
-}
-
-export const FileReadRequest: MessageFns<FileReadRequest> = {
-  encode(message: FileReadRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.name !== "") {
-      writer.uint32(10).string(message.name);
-    }
-    for (const v of message.ranges) {
-      FileRange.encode(v!, writer.uint32(18).fork()).join();
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): FileReadRequest {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseFileReadRequest();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.name = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.ranges.push(FileRange.decode(reader, reader.uint32()));
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): FileReadRequest {
-    return {
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      ranges: globalThis.Array.isArray(object?.ranges) ? object.ranges.map((e: any) => FileRange.fromJSON(e)) : [],
-    };
-  },
-
-  toJSON(message: FileReadRequest): unknown {
-    const obj: any = {};
-    if (message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.ranges?.length) {
-      obj.ranges = message.ranges.map((e) => FileRange.toJSON(e));
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<FileReadRequest>, I>>(base?: I): FileReadRequest {
-    return FileReadRequest.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<FileReadRequest>, I>>(object: I): FileReadRequest {
-    const message = createBaseFileReadRequest();
-    message.name = object.name ?? "";
-    message.ranges = object.ranges?.map((e) => FileRange.fromPartial(e)) || [];
-    return message;
-  },
-};
-
-function createBaseFileChunk(): FileChunk {
-  return { extents: [], data: Buffer.alloc(0) };
-}
-
-export const FileChunk: MessageFns<FileChunk> = {
-  encode(message: FileChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.extents.length !== 0) {
-      writer.uint32(10).fork();
-      for (const v of message.extents) {
-        writer.int64(v);
-      }
-      writer.join();
-    }
-    if (message.data.length !== 0) {
-      writer.uint32(18).bytes(message.data);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): FileChunk {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseFileChunk();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag === 8) {
-              message.extents.push(longToNumber(reader.int64()));
-
-              continue;
-            }
-
-            if (tag === 10) {
-              const end2 = reader.uint32() + reader.pos;
-              while (reader.pos < end2) {
-                message.extents.push(longToNumber(reader.int64()));
-              }
-
-              continue;
-            }
-
-            break;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.data = Buffer.from(reader.bytes());
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): FileChunk {
-    return {
-      extents: globalThis.Array.isArray(object?.extents) ? object.extents.map((e: any) => globalThis.Number(e)) : [],
-      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
-    };
-  },
-
-  toJSON(message: FileChunk): unknown {
-    const obj: any = {};
-    if (message.extents?.length) {
-      obj.extents = message.extents.map((e) => Math.round(e));
-    }
-    if (message.data.length !== 0) {
-      obj.data = base64FromBytes(message.data);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<FileChunk>, I>>(base?: I): FileChunk {
-    return FileChunk.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<FileChunk>, I>>(object: I): FileChunk {
-    const message = createBaseFileChunk();
-    message.extents = object.extents?.map((e) => e) || [];
-    message.data = object.data ?? Buffer.alloc(0);
     return message;
   },
 };
@@ -731,15 +444,6 @@ export const SyncServiceService = {
     responseSerialize: (value: FileStatReply): Buffer => Buffer.from(FileStatReply.encode(value).finish()),
     responseDeserialize: (value: Buffer): FileStatReply => FileStatReply.decode(value),
   },
-  fileRead: {
-    path: "/shorthorn.sync.v1.SyncService/FileRead" as const,
-    requestStream: false as const,
-    responseStream: true as const,
-    requestSerialize: (value: FileReadRequest): Buffer => Buffer.from(FileReadRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): FileReadRequest => FileReadRequest.decode(value),
-    responseSerialize: (value: FileChunk): Buffer => Buffer.from(FileChunk.encode(value).finish()),
-    responseDeserialize: (value: Buffer): FileChunk => FileChunk.decode(value),
-  },
   fileChecksums: {
     path: "/shorthorn.sync.v1.SyncService/FileChecksums" as const,
     requestStream: false as const,
@@ -753,7 +457,6 @@ export const SyncServiceService = {
 
 export interface SyncServiceServer extends UntypedServiceImplementation {
   fileStat: handleUnaryCall<FileStatRequest, FileStatReply>;
-  fileRead: handleServerStreamingCall<FileReadRequest, FileChunk>;
   fileChecksums: handleUnaryCall<FileChecksumsRequest, FileChecksumsReply>;
 }
 
@@ -773,12 +476,6 @@ export interface SyncServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: FileStatReply) => void,
   ): ClientUnaryCall;
-  fileRead(request: FileReadRequest, options?: Partial<CallOptions>): ClientReadableStream<FileChunk>;
-  fileRead(
-    request: FileReadRequest,
-    metadata?: Metadata,
-    options?: Partial<CallOptions>,
-  ): ClientReadableStream<FileChunk>;
   fileChecksums(
     request: FileChecksumsRequest,
     callback: (error: ServiceError | null, response: FileChecksumsReply) => void,

@@ -1,0 +1,333 @@
+// `npm run bench:rebuild`: how fast a replica is rebuilt, beside `cp --sparse=always` of the same layer
+// file, for a half-full volume laid out contiguously and fragmented into alternating 4 KiB data/hole
+// runs; and how long snapshot creation holds the I/O of a volume under a random-write load.
+//
+// Each rebuild is the real thing: a source replica process holding the data in its head, an engine on
+// it, and a fresh target replica added through ControllerService.ReplicaCreate; the time runs from the
+// call until the engine reports the replica RW. Page cache is dropped before each measured copy (when
+// /proc/sys/vm/drop_caches is writable) so both sides start cold, as a rebuild after a failure does.
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { credentials } from '@grpc/grpc-js';
+import { type ShorthornProcess, startShorthorn } from '../cli/child-process.js';
+import { formatTable } from '../cli/table.js';
+import { unary } from '../dataplane/grpc/unary.js';
+import { ControllerServiceClient } from '../dataplane/proto/gen/engine.js';
+import { Replica } from '../dataplane/replica/store/replica.js';
+import { formatSize, parseSize } from '../dataplane/util/size.js';
+import { freePorts } from '../test/helpers/ports.js';
+
+const MiB = 1024 * 1024;
+const BLOCK = 4096;
+
+interface Options {
+  size: number;
+  dir: string;
+  snapshotSeconds: number;
+  out: string | null;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      size: { type: 'string', default: process.env['BENCH_SIZE'] ?? '2Gi' },
+      dir: { type: 'string', default: process.env['BENCH_DIR'] ?? tmpdir() },
+      'snapshot-seconds': { type: 'string', default: process.env['BENCH_SNAPSHOT_SECONDS'] ?? '15' },
+      out: { type: 'string' },
+    },
+  });
+  return {
+    size: parseSize(values.size!),
+    dir: values.dir!,
+    snapshotSeconds: Number(values['snapshot-seconds']),
+    out: values.out ?? null,
+  };
+}
+
+const processes: ShorthornProcess[] = [];
+let workDir = '';
+
+async function cleanup(): Promise<void> {
+  await Promise.all(processes.splice(0).map((p) => p.stop(5000).catch(() => p.kill9())));
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+}
+
+function dropCaches(): boolean {
+  try {
+    execFileSync('sync');
+    writeFileSync('/proc/sys/vm/drop_caches', '3');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A replica directory whose head holds half of `size` as data: one run, or alternating 4 KiB blocks. */
+function buildSource(dir: string, size: number, layout: 'contiguous' | 'fragmented'): void {
+  Replica.create(dir, size);
+  const head = join(dir, 'volume-head-000.img');
+  const fd = openSync(head, 'r+');
+  const pool = randomBytes(8 * MiB);
+  try {
+    if (layout === 'contiguous') {
+      for (let off = 0; off < size / 2; off += 4 * MiB)
+        writeSync(fd, pool, ((off / MiB) % 4) * MiB, Math.min(4 * MiB, size / 2 - off), off);
+    } else {
+      for (let b = 0; b < size / BLOCK; b += 2)
+        writeSync(fd, pool, (b * 131) % (pool.length - BLOCK), BLOCK, b * BLOCK);
+    }
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function timeCommand(cmd: string, args: string[]): number {
+  const t0 = performance.now();
+  execFileSync(cmd, args, { stdio: 'inherit' });
+  return (performance.now() - t0) / 1000;
+}
+
+interface RebuildResult {
+  seconds: number;
+  transferred: number;
+  total: number;
+}
+
+async function rebuild(dir: string, size: number, label: string): Promise<RebuildResult> {
+  const [srcPort, dstPort, enginePort, nbdPort] = [
+    await freePorts(2),
+    await freePorts(2),
+    await freePorts(1),
+    await freePorts(1),
+  ];
+  const source = await startShorthorn([
+    'replica',
+    '--dir',
+    join(dir, `${label}-src`),
+    '--listen',
+    `127.0.0.1:${srcPort}`,
+  ]);
+  processes.push(source);
+  const engine = await startShorthorn([
+    'engine',
+    '--volume',
+    label,
+    '--size',
+    String(size),
+    '--replica',
+    `tcp://127.0.0.1:${srcPort}`,
+    '--listen',
+    `127.0.0.1:${enginePort}`,
+    '--nbd-listen',
+    `127.0.0.1:${nbdPort}`,
+  ]);
+  processes.push(engine);
+  const target = await startShorthorn([
+    'replica',
+    '--dir',
+    join(dir, `${label}-dst`),
+    '--size',
+    String(size),
+    '--listen',
+    `127.0.0.1:${dstPort}`,
+  ]);
+  processes.push(target);
+  const c = new ControllerServiceClient(`127.0.0.1:${enginePort}`, credentials.createInsecure());
+  try {
+    dropCaches();
+    const address = `tcp://127.0.0.1:${dstPort}`;
+    const t0 = performance.now();
+    await unary(c.replicaCreate, c, { address }, 120_000);
+    for (;;) {
+      const p = await unary(c.replicaRebuildStatus, c, { address });
+      if (p.state === 'complete') {
+        const seconds = (performance.now() - t0) / 1000;
+        return { seconds, transferred: p.bytesTransferred, total: p.bytesTotal };
+      }
+      if (p.state === 'idle') throw new Error(`the replica joined ${p.mode} without a rebuild`);
+      if (p.state === 'error') throw new Error(`rebuild failed: ${p.error}\n${engine.logs().slice(-2000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  } finally {
+    c.close();
+    await Promise.all([source, engine, target].map((p) => p.stop(10_000).catch(() => p.kill9())));
+    processes.splice(0);
+  }
+}
+
+/** The rebuilt snapshot file equals the source's, byte for byte. */
+function verifyCopy(dir: string, label: string): void {
+  const src = join(dir, `${label}-src`);
+  const snap = readdirSync(src).find((f) => f.startsWith('volume-snap-') && f.endsWith('.img'));
+  if (snap === undefined) throw new Error(`no snapshot file in ${src}`);
+  execFileSync('cmp', [join(src, snap), join(dir, `${label}-dst`, snap)]);
+}
+
+async function snapshotPauses(dir: string, seconds: number): Promise<number[]> {
+  const size = 1024 * MiB;
+  const ports = [await freePorts(2), await freePorts(2), await freePorts(2)];
+  const [enginePort, nbdPort] = [await freePorts(1), await freePorts(1)];
+  for (const [i, port] of ports.entries()) {
+    processes.push(
+      await startShorthorn([
+        'replica',
+        '--dir',
+        join(dir, `snap-r${i}`),
+        '--size',
+        String(size),
+        '--listen',
+        `127.0.0.1:${port}`,
+      ]),
+    );
+  }
+  processes.push(
+    await startShorthorn([
+      'engine',
+      '--volume',
+      'snap',
+      '--size',
+      String(size),
+      ...ports.flatMap((p) => ['--replica', `tcp://127.0.0.1:${p}`]),
+      '--listen',
+      `127.0.0.1:${enginePort}`,
+      '--nbd-listen',
+      `127.0.0.1:${nbdPort}`,
+    ]),
+  );
+  const fio = spawn(
+    'fio',
+    [
+      '--ioengine=nbd',
+      `--uri=nbd://127.0.0.1:${nbdPort}/snap`,
+      '--name=load',
+      '--rw=randwrite',
+      '--bs=4k',
+      '--iodepth=32',
+      '--size=512M',
+      '--time_based',
+      `--runtime=${seconds + 2}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  const c = new ControllerServiceClient(`127.0.0.1:${enginePort}`, credentials.createInsecure());
+  const pauses: number[] = [];
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const end = performance.now() + seconds * 1000;
+    for (let i = 0; performance.now() < end && i < 200; i++) {
+      const r = await unary(c.snapshotCreate, c, { name: `pause-${i}`, labels: {} });
+      pauses.push(r.pauseUs / 1000);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  } finally {
+    c.close();
+    fio.kill('SIGKILL');
+    await Promise.all(processes.splice(0).map((p) => p.stop(10_000).catch(() => p.kill9())));
+  }
+  return pauses;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function main(o: Options): Promise<void> {
+  mkdirSync(o.dir, { recursive: true });
+  workDir = mkdtempSync(join(o.dir, 'shorthorn-rebuild-bench-'));
+  const cold = dropCaches();
+  const lines: string[] = [];
+  const log = (line: string) => {
+    lines.push(line);
+    process.stdout.write(`${line}\n`);
+  };
+  log(
+    `# rebuild benchmark: ${formatSize(o.size)} volume, half full; page cache ${cold ? 'dropped before each copy (cold)' : 'NOT dropped (warm)'}`,
+  );
+  const rows: (string | number)[][] = [];
+  const results: Record<string, { cp: number; rebuild: RebuildResult }> = {};
+  for (const layout of ['contiguous', 'fragmented'] as const) {
+    const src = join(workDir, `${layout}-src`);
+    const t0 = performance.now();
+    buildSource(src, o.size, layout);
+    process.stderr.write(`built ${layout} source in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+    const data = statSync(join(src, 'volume-head-000.img')).blocks * 512;
+    dropCaches();
+    const cp = timeCommand('cp', [
+      '--sparse=always',
+      join(src, 'volume-head-000.img'),
+      join(workDir, `${layout}-cp.img`),
+    ]);
+    rmSync(join(workDir, `${layout}-cp.img`));
+    const r = await rebuild(workDir, o.size, layout);
+    verifyCopy(workDir, layout);
+    rmSync(join(workDir, `${layout}-dst`), { recursive: true, force: true });
+    results[layout] = { cp, rebuild: r };
+    rows.push([
+      layout,
+      formatSize(data),
+      cp.toFixed(2),
+      (data / MiB / cp).toFixed(0),
+      r.seconds.toFixed(2),
+      (data / MiB / r.seconds).toFixed(0),
+      (cp / r.seconds).toFixed(2),
+      formatSize(r.transferred),
+    ]);
+  }
+  log('');
+  log(
+    formatTable(
+      ['layout', 'data', 'cp s', 'cp MiB/s', 'rebuild s', 'rebuild MiB/s', 'rebuild ×cp', 'sent'],
+      rows.map((r) => r.map(String)),
+    ),
+  );
+  const contiguous = results['contiguous']!;
+  const fragmented = results['fragmented']!;
+  const speed = contiguous.cp / contiguous.rebuild.seconds;
+  const fragRatio = fragmented.rebuild.seconds / contiguous.rebuild.seconds;
+  log('');
+  log(
+    `- ${speed >= 0.7 ? 'PASS' : 'MISS'} contiguous rebuild throughput ${speed.toFixed(2)}× cp --sparse=always (target ≥ 0.7×)`,
+  );
+  log(
+    `- ${fragRatio <= 3 ? 'PASS' : 'MISS'} fragmented rebuild takes ${fragRatio.toFixed(2)}× the contiguous time (target ≤ 3×)`,
+  );
+
+  const pauses = await snapshotPauses(workDir, o.snapshotSeconds);
+  const p99 = percentile(pauses, 99);
+  log(
+    `- ${p99 <= 50 ? 'PASS' : 'MISS'} snapshot under fio randwrite QD32 (3 replicas, ${pauses.length} snapshots): pause p50 ${percentile(pauses, 50).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${Math.max(...pauses).toFixed(1)} ms (target p99 ≤ 50 ms)`,
+  );
+  if (o.out) writeFileSync(o.out, `${lines.join('\n')}\n`);
+}
+
+const opts = options();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+try {
+  await main(opts);
+} catch (err) {
+  process.stderr.write(`rebuild bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
