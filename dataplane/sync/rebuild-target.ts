@@ -2,7 +2,7 @@
 // write (WO, into a fresh head), it pulls the immutable layer files below the head from a healthy
 // replica (SyncService for sizes and checksums, SyncRead on its data port for the bytes). A file it lacks is copied extents-only; a file it already has (a replica
 // coming back) is compared block by block by CRC64 and only the blocks that differ move.
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, fdatasync, fstatSync, ftruncateSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -27,6 +27,8 @@ const DELTA_WINDOW = 64 * 1024 * 1024;
 /** Suffix of a file being copied in; renamed to its real name once complete (open() removes leftovers). */
 export const REBUILD_TEMP_SUFFIX = '.rebuild';
 const CONTROL_DEADLINE_MS = 120_000;
+/** Start writeback of what a copy wrote every this many bytes, so the final sync has little left. */
+const WRITEBACK_EVERY = 64 * 1024 * 1024;
 
 /** The healthy replica a rebuild copies from: checksums over gRPC, bytes over its data port. */
 interface SourceReplica {
@@ -43,6 +45,8 @@ export interface RebuildTargetOptions {
 
 export class RebuildTarget {
   private current: RebuildStatus = idleStatus();
+  /** Time spent waiting for the copied data to reach the disk after the bytes arrived (for the log). */
+  private syncMs = 0;
   private running: Promise<void> | null = null;
 
   constructor(private readonly opts: RebuildTargetOptions) {}
@@ -58,11 +62,15 @@ export class RebuildTarget {
     if (replica === null) throw new Error('the replica is not open; the engine opens it before a rebuild');
     replica.setRebuilding(true);
     this.current = { ...idleStatus(), state: 'in_progress', fromAddress: req.fromAddress };
+    const started = performance.now();
+    this.syncMs = 0;
     this.running = this.run(replica, req)
       .then(
         () => {
           this.current = { ...this.current, state: 'complete', currentFile: '' };
-          this.opts.logger.info({ ...this.current }, 'rebuild copied every layer');
+          const seconds = Math.round(performance.now() - started) / 1000;
+          const finalSyncSeconds = Math.round(this.syncMs) / 1000;
+          this.opts.logger.info({ ...this.current, seconds, finalSyncSeconds }, 'rebuild copied every layer');
         },
         (err: unknown) => {
           const message = err instanceof Error ? err.message : String(err);
@@ -121,7 +129,6 @@ export class RebuildTarget {
     try {
       ftruncateSync(fd, size);
       await this.pull(source, fd, name, []);
-      fdatasyncSync(fd);
     } finally {
       closeSync(fd);
     }
@@ -158,19 +165,46 @@ export class RebuildTarget {
         if (fetch.length > 0) await this.pull(source, fd, name, fetch);
         this.current.bytesDone += sourceBytes - fetch.reduce((sum, r) => sum + r.length, 0);
       }
-      fdatasyncSync(fd);
+      await fdatasyncAsync(fd);
     } finally {
       closeSync(fd);
     }
   }
 
-  /** Copies `ranges` of the source file (all of it when empty) into fd at the same offsets. */
+  /**
+   * Copies `ranges` of the source file (all of it when empty) into fd at the same offsets, durably.
+   * Writeback is started every WRITEBACK_EVERY bytes so it overlaps the copy, and every sync runs off
+   * the event loop: this process keeps taking the volume's writes meanwhile.
+   */
   private async pull(source: SourceReplica, fd: number, name: string, ranges: SyncRange[]): Promise<void> {
+    let sinceSync = 0;
+    let syncing: Promise<void> | null = null;
+    let syncError: unknown = null;
     await pullSyncFile(source.host, source.dataPort, { file: name, ranges }, fd, (n) => {
       this.current.bytesDone += n;
       this.current.bytesTransferred += n;
+      sinceSync += n;
+      if (sinceSync >= WRITEBACK_EVERY && syncing === null) {
+        sinceSync = 0;
+        syncing = fdatasyncAsync(fd)
+          .catch((err: unknown) => {
+            syncError ??= err;
+          })
+          .finally(() => {
+            syncing = null;
+          });
+      }
     });
+    const copied = performance.now();
+    await syncing;
+    if (syncError !== null) throw syncError;
+    await fdatasyncAsync(fd);
+    this.syncMs += performance.now() - copied;
   }
+}
+
+function fdatasyncAsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 function allocatedBytes(path: string): number {

@@ -22,6 +22,8 @@ const EXTENT_ENTRY = 12;
 /** Up to this many extents per window are read one pread each; more are read as one span and copied. */
 const DIRECT_READ_EXTENTS = 8;
 const RECEIVE_BUFFER = 4 * 1024 * 1024;
+/** Bytes a sender queues on its socket before it waits for them to drain. */
+const SEND_AHEAD = 3 * SYNC_WINDOW;
 
 export interface SyncRange {
   offset: number;
@@ -118,7 +120,10 @@ export class SyncFileServer {
       for (let pos = range.offset; pos < end; pos += SYNC_WINDOW) {
         if (socket.destroyed) return;
         const frame = syncDataFrame(fd, window, seq, pos, Math.min(pos + SYNC_WINDOW, end));
-        if (frame !== null && !socket.write(frame)) await drained(socket);
+        if (frame === null) continue;
+        socket.write(frame);
+        // Read ahead while the socket drains (reading and sending overlap), but bounded.
+        if (socket.writableLength > SEND_AHEAD) await drained(socket);
       }
     }
     writer.push(seq, MessageType.Response, 0, 0);
