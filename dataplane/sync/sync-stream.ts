@@ -7,7 +7,7 @@
 // ~440 MiB/s through it against ~960 MiB/s over a plain socket. Here the sender reads the data straight
 // into the frame it sends, and the receiver writes the bytes to the file as they arrive, never
 // reassembling a frame.
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, read, writeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -113,18 +113,27 @@ export class SyncFileServer {
   private async stream(socket: Socket, writer: FrameWriter, seq: number, fd: number, req: SyncRequest): Promise<void> {
     const size = fstatSync(fd).size;
     const ranges = req.ranges.length > 0 ? req.ranges : [{ offset: 0, length: size }];
-    const window = Buffer.allocUnsafe(SYNC_WINDOW);
-    writer.flush();
+    const windows: [number, number][] = [];
     for (const range of ranges) {
       const end = Math.min(range.offset + range.length, size);
-      for (let pos = range.offset; pos < end; pos += SYNC_WINDOW) {
-        if (socket.destroyed) return;
-        const frame = syncDataFrame(fd, window, seq, pos, Math.min(pos + SYNC_WINDOW, end));
-        if (frame === null) continue;
-        socket.write(frame);
-        // Read ahead while the socket drains (reading and sending overlap), but bounded.
-        if (socket.writableLength > SEND_AHEAD) await drained(socket);
+      for (let pos = range.offset; pos < end; pos += SYNC_WINDOW) windows.push([pos, Math.min(pos + SYNC_WINDOW, end)]);
+    }
+    // Two reads in flight: the next window is read while this one is sent (each has its own buffer).
+    const scratch = [Buffer.allocUnsafe(SYNC_WINDOW), Buffer.allocUnsafe(SYNC_WINDOW)] as const;
+    const readWindow = (i: number) => syncDataFrame(fd, scratch[i % 2]!, seq, windows[i]![0], windows[i]![1]);
+    writer.flush();
+    let next = windows.length > 0 ? readWindow(0) : null;
+    for (let i = 0; next !== null; i++) {
+      const frame = await next;
+      next = i + 1 < windows.length ? readWindow(i + 1) : null;
+      if (socket.destroyed) {
+        await next?.catch(() => {});
+        return;
       }
+      if (frame === null) continue;
+      socket.write(frame);
+      // Read ahead while the socket drains (reading and sending overlap), but bounded.
+      if (socket.writableLength > SEND_AHEAD) await drained(socket);
     }
     writer.push(seq, MessageType.Response, 0, 0);
   }
@@ -135,7 +144,13 @@ export class SyncFileServer {
  * window is read with one pread of its span (holes cost no disk I/O; thousands of small reads would
  * turn into random I/O) and its extents copied into the frame; a few extents are read straight into it.
  */
-export function syncDataFrame(fd: number, window: Buffer, seq: number, start: number, end: number): Buffer | null {
+export async function syncDataFrame(
+  fd: number,
+  window: Buffer,
+  seq: number,
+  start: number,
+  end: number,
+): Promise<Buffer | null> {
   const extents = sparse.dataExtents(fd, start, end);
   if (extents.length === 0) return null;
   const count = extents.length / 2;
@@ -152,14 +167,14 @@ export function syncDataFrame(fd: number, window: Buffer, seq: number, start: nu
   }
   if (count <= DIRECT_READ_EXTENTS) {
     for (let i = 0; i < extents.length; i += 2) {
-      readFully(fd, frame, at, extents[i + 1]!, extents[i]!);
+      await readFully(fd, frame, at, extents[i + 1]!, extents[i]!);
       at += extents[i + 1]!;
     }
     return frame;
   }
   const first = extents[0]!;
   const last = extents[extents.length - 2]! + extents[extents.length - 1]!;
-  readFully(fd, window, 0, last - first, first);
+  await readFully(fd, window, 0, last - first, first);
   for (let i = 0; i < extents.length; i += 2) {
     const from = extents[i]! - first;
     at += window.copy(frame, at, from, from + extents[i + 1]!);
@@ -332,14 +347,24 @@ function drained(socket: Socket): Promise<void> {
   });
 }
 
-function readFully(fd: number, buf: Buffer, at: number, length: number, position: number): void {
+/**
+ * Reads on the thread pool: while the disk works (a rebuild after a failure reads cold data), the
+ * event loop keeps pushing the previous frame into the socket, so reading and sending overlap.
+ */
+async function readFully(fd: number, buf: Buffer, at: number, length: number, position: number): Promise<void> {
   let done = 0;
   while (done < length) {
-    const n = readSync(fd, buf, at + done, length - done, position + done);
+    const n = await readAt(fd, buf, at + done, length - done, position + done);
     if (n === 0) {
       buf.fill(0, at + done, at + length);
       return;
     }
     done += n;
   }
+}
+
+function readAt(fd: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    read(fd, buf, at, length, position, (err, n) => (err ? reject(err) : resolve(n))),
+  );
 }

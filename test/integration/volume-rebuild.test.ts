@@ -20,7 +20,14 @@ import {
   waitFor,
 } from '../helpers/volume-tools.js';
 
-type Progress = { state: string; mode: string; bytesDone: number; bytesTotal: number; bytesTransferred: number; error: string };
+type Progress = {
+  state: string;
+  mode: string;
+  bytesDone: number;
+  bytesTotal: number;
+  bytesTransferred: number;
+  error: string;
+};
 
 /** fio arguments of a write pass with verify headers, replayable by a --verify_only pass with the same seed. */
 function fioWriteArgs(uri: string, extra: string[] = []): string[] {
@@ -170,12 +177,23 @@ h.shutdown()`,
     expect(started && progress?.state, JSON.stringify(progress)).toBe('in_progress');
     doomed.proc.kill9();
     expect(
-      await waitFor(async () => (await shorthornJson<Progress>([...ctl(v), 'rebuild-status', doomed.address])).state === 'error', 30_000),
+      await waitFor(
+        async () => (await shorthornJson<Progress>([...ctl(v), 'rebuild-status', doomed.address])).state === 'error',
+        30_000,
+      ),
     ).toBe(true);
     const modes = Object.fromEntries((await engineReplicas(v)).map((r) => [r.address, r.mode]));
     expect(modes).toEqual({ [v.replicas[0]!.address]: 'RW', [v.replicas[1]!.address]: 'RW', [doomed.address]: 'ERR' });
     expect(await volumeSha256(v.uri)).toBe(expected);
-    const w = await fio(['--ioengine=nbd', `--uri=${v.uri}`, '--name=after', '--rw=randwrite', '--bs=4k', '--size=8M', '--verify=crc32c']);
+    const w = await fio([
+      '--ioengine=nbd',
+      `--uri=${v.uri}`,
+      '--name=after',
+      '--rw=randwrite',
+      '--bs=4k',
+      '--size=8M',
+      '--verify=crc32c',
+    ]);
     expect(fioProblems(w, { expectJobs: 1 })).toEqual([]);
   });
 
