@@ -11,7 +11,10 @@ export function registerReplicaCommand(program: Command): void {
     .command('replica')
     .description('serve one replica of a volume from a directory of sparse layer files')
     .requiredOption('--dir <dir>', 'replica directory (created if missing)')
-    .option('--size <size>', 'volume size: bytes or 512Mi, 1Gi, 10G … (required to create a replica; checked against an existing one)')
+    .option(
+      '--size <size>',
+      'volume size: bytes or 512Mi, 1Gi, 10G … (required to create a replica; checked against an existing one)',
+    )
     .requiredOption('--listen <host:port>', 'gRPC address; the data port is PORT+1')
     .action(async (opts: { dir: string; size?: string; listen: string }) => {
       const logger = createLogger('replica');
