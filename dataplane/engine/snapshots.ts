@@ -8,31 +8,13 @@ import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { statusError } from '../grpc/status-error.js';
 import { unary } from '../grpc/unary.js';
+import type { ReplicaChecksum, SnapshotInfo } from '../proto/gen/engine.js';
 import type { Replica as ReplicaInfo } from '../proto/gen/replica.js';
 import { goTimestamp } from '../replica/store/disk-meta.js';
 import { isHeadDiskName, snapshotDiskName, snapshotNameOfDisk } from '../replica/store/disk-names.js';
 import { checkSnapshotName, MAX_SNAPSHOTS } from '../replica/store/replica.js';
 import type { Engine } from './engine.js';
 import type { ReplicaBackend } from './replica-backend.js';
-
-export interface SnapshotInfo {
-  name: string;
-  parent: string;
-  children: string[];
-  removed: boolean;
-  userCreated: boolean;
-  created: string;
-  size: number;
-  labels: Record<string, string>;
-}
-
-export interface ReplicaChecksum {
-  address: string;
-  checksum: string;
-  silentlyCorrupted: boolean;
-  error: string;
-  oddOneOut: boolean;
-}
 
 /** How the head shows up in a snapshot tree (Longhorn's name for it). */
 export const HEAD_NAME = 'volume-head';
