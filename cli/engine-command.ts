@@ -16,6 +16,7 @@ interface EngineOpts {
   nbdSocket?: string;
   ioTimeout: string;
   dataConnections: string;
+  unmapMarkSnapChainRemoved?: boolean;
 }
 
 export function registerEngineCommand(program: Command): void {
@@ -36,6 +37,10 @@ export function registerEngineCommand(program: Command): void {
     .option('--nbd-socket <path>', 'serve NBD on a unix socket')
     .option('--io-timeout <seconds>', 'a replica silent this long with I/O in flight becomes ERR', '8')
     .option('--data-connections <n>', 'data connections per replica', '2')
+    .option(
+      '--unmap-mark-snap-chain-removed',
+      'trims also free snapshot space: the snapshots right under the head are marked removed and punched',
+    )
     .action(async (opts: EngineOpts) => {
       if (!opts.nbdListen === !opts.nbdSocket) throw new Error('give exactly one of --nbd-listen or --nbd-socket');
       opts.replica.forEach(parseReplicaAddress);
@@ -50,6 +55,7 @@ export function registerEngineCommand(program: Command): void {
         nbd: opts.nbdListen ? { tcp: parseHostPort(opts.nbdListen) } : { socket: opts.nbdSocket! },
         ioTimeoutMs: ioTimeout * 1000,
         dataConnections: Number(opts.dataConnections),
+        unmapMarkSnapChainRemoved: opts.unmapMarkSnapChainRemoved ?? false,
         logger,
       });
       closeOnSignals(logger, () => running.close());

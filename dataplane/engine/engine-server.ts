@@ -17,6 +17,7 @@ export interface EngineServerOptions {
   nbd: { tcp: HostPort } | { socket: string };
   ioTimeoutMs?: number;
   dataConnections?: number;
+  unmapMarkSnapChainRemoved?: boolean;
   logger: Logger;
 }
 
@@ -35,6 +36,7 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Runn
     logger: opts.logger,
     ioTimeoutMs: opts.ioTimeoutMs,
     dataConnections: opts.dataConnections,
+    unmapMarkSnapChainRemoved: opts.unmapMarkSnapChainRemoved,
   });
   await engine.start(opts.replicas);
 

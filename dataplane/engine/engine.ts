@@ -23,6 +23,11 @@ export interface EngineOptions {
   pingIntervalMs?: number;
   /** Data-port connections per replica. */
   dataConnections?: number;
+  /**
+   * Trims also free snapshot space (Longhorn's unmap-mark-snap-chain-removed): every replica marks the
+   * snapshots right under its head removed and punches them too. Pushed to each replica as it connects.
+   */
+  unmapMarkSnapChainRemoved?: boolean;
 }
 
 /** Salvage ranking, best first: revision counter, then allocated head bytes, then head mtime. */
@@ -58,6 +63,7 @@ export class Engine extends EventEmitter implements BlockDevice {
   private readonly ioTimeoutMs: number;
   private readonly pingIntervalMs: number;
   private readonly dataConnections: number;
+  private readonly unmapMarkSnapChainRemoved: boolean;
   private backends: ReplicaBackend[] = [];
   /** Replicas that could not even be reached, listed as ERR so a person sees them. */
   private readonly unreachable = new Map<string, string>();
@@ -81,6 +87,7 @@ export class Engine extends EventEmitter implements BlockDevice {
     this.ioTimeoutMs = opts.ioTimeoutMs ?? 8000;
     this.pingIntervalMs = opts.pingIntervalMs ?? 2000;
     this.dataConnections = opts.dataConnections ?? 2;
+    this.unmapMarkSnapChainRemoved = opts.unmapMarkSnapChainRemoved ?? false;
     this.snapshots = new VolumeSnapshots(this, this.log);
     // A rebuild leaves system snapshots behind; they are purged as soon as it is done.
     this.rebuilder = new ReplicaRebuilder(this, this.log, () => this.snapshots.purge());
@@ -428,6 +435,13 @@ export class Engine extends EventEmitter implements BlockDevice {
 
   private async connect(address: string, acceptSize?: (replicaSize: number) => boolean): Promise<ReplicaBackend> {
     const b = await ReplicaBackend.connect(address, this.size, this.dataConnections, acceptSize);
+    try {
+      // Every replica follows the engine's setting, whatever it was told before (Longhorn does the same).
+      await unary(b.control.unmapMarkChainRemovedSet, b.control, { enabled: this.unmapMarkSnapChainRemoved }, 10_000);
+    } catch (err) {
+      await b.shutdown(false).catch(() => {});
+      throw new Error(`replica ${address}: cannot set its unmap mode: ${(err as Error).message}`, { cause: err });
+    }
     b.data.on('failed', (err: Error) => this.fail(b, err, 'connection'));
     return b;
   }

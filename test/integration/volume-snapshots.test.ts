@@ -259,3 +259,34 @@ h.shutdown()`,
     expect(table.stdout).toMatch(/before-upgrade\s+user/);
   });
 });
+
+describe('trim that frees snapshot space (--unmap-mark-snap-chain-removed)', () => {
+  let vol: TestVolume;
+  beforeAll(async () => {
+    vol = await startVolume({ size: 16 * MiB, replicas: 2, engineArgs: ['--unmap-mark-snap-chain-removed'] });
+  });
+  afterAll(async () => {
+    await vol?.destroy();
+  });
+
+  it('marks the snapshot under the head removed and punches it too', async () => {
+    await writePattern(vol.uri, 0x66, 0, MiB, 8);
+    const ctl = ['snapshot', '--engine', `127.0.0.1:${vol.enginePort}`, '-o', 'json'];
+    await shorthornJson([...ctl, 'create', 'old']);
+    const snapBytes = () => vol.replicas.map((r) => statSync(join(r.dir, 'volume-snap-old.img')).blocks * 512);
+    expect(snapBytes().every((b) => b >= 8 * MiB)).toBe(true);
+    const r = await python(
+      `import nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+h.trim(8 << 20, 0)
+h.flush()
+h.shutdown()`,
+      [vol.uri],
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(snapBytes().every((b) => b < MiB)).toBe(true);
+    const snaps = await shorthornJson<{ name: string; removed: boolean }[]>([...ctl, 'ls']);
+    expect(snaps.find((s) => s.name === 'old')?.removed).toBe(true);
+  });
+});

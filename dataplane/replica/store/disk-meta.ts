@@ -60,8 +60,9 @@ export function readDiskMeta(dir: string, diskName: string): DiskMeta {
   return { ...parseDiskMeta(text, path), name: diskName };
 }
 
-export function writeDiskMeta(dir: string, meta: DiskMeta): void {
-  writeFileAtomic(join(dir, meta.name + DISK_META_SUFFIX), serializeDiskMeta(meta));
+/** `syncDirectory: false`: see writeFileAtomic (the caller syncs the directory itself). */
+export function writeDiskMeta(dir: string, meta: DiskMeta, opts: { syncDirectory?: boolean } = {}): void {
+  writeFileAtomic(join(dir, meta.name + DISK_META_SUFFIX), serializeDiskMeta(meta), 0o644, opts);
 }
 
 /** Every layer described in `dir` (chain members and side branches alike), by file name. */

@@ -695,10 +695,12 @@ export class Replica {
     };
     let newLayer: Layer | null = null;
     try {
+      // One directory sync for the four new names, before volume.meta may point at any of them.
       createSparseFile(join(dir, newHead), newHeadSize);
-      writeDiskMeta(dir, headMeta);
+      writeDiskMeta(dir, headMeta, { syncDirectory: false });
       linkSync(join(dir, oldHead.name), join(dir, snapDisk));
-      writeDiskMeta(dir, snapMeta);
+      writeDiskMeta(dir, snapMeta, { syncDirectory: false });
+      fsyncDirectory(dir);
       newLayer = Layer.open(dir, headMeta, true);
       this.meta = { ...this.meta, head: newHead, parent: snapDisk, dirty: true, size: newHeadSize };
       writeVolumeMeta(dir, this.meta);
@@ -713,8 +715,8 @@ export class Replica {
       );
       throw new Error(`snapshot ${snapDisk} of replica ${dir}: ${(err as Error).message}`, { cause: err });
     }
+    // Not synced: if a crash brings the old head's names back, open() removes them as leftovers.
     removeQuietly(join(dir, oldHead.name), join(dir, oldHead.name + DISK_META_SUFFIX));
-    fsyncDirectory(dir);
     if (this.headChangesSynced < this.headChanges) this.unsyncedLayers.add(oldHead);
     this.headChangesSynced = this.headChanges;
     oldHead.meta = snapMeta;
