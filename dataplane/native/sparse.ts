@@ -8,8 +8,8 @@ export interface SparseNative {
   seekHole(fd: number, offset: number): number;
   /** Deallocate [offset, offset+length) keeping the file size (FALLOC_FL_PUNCH_HOLE|KEEP_SIZE). */
   punchHole(fd: number, offset: number, length: number): void;
-  /** Allocated ranges inside [start, end), flattened: [off0, len0, off1, len1, ...]. */
-  dataExtents(fd: number, start: number, end: number): number[];
+  /** Allocated ranges inside [start, end), flattened: [off0, len0, off1, len1, ...], adjacent ones merged. */
+  dataExtents(fd: number, start: number, end: number): Float64Array;
   /** st_blocks * 512: the bytes `du` counts. */
   allocatedBytes(fd: number): number;
   /**

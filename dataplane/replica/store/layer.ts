@@ -48,7 +48,7 @@ export class Layer {
   }
 
   /** Allocated ranges within [start, end) as [offset0, length0, offset1, length1, …]. */
-  dataExtents(start: number, end: number): number[] {
+  dataExtents(start: number, end: number): Float64Array {
     try {
       return sparse.dataExtents(this.fd, start, end);
     } catch (cause) {
