@@ -1,4 +1,4 @@
-// `shorthorn replica --dir DIR [--size SIZE] --listen HOST:PORT`: one replica process; PORT is gRPC,
+// `shorthorn replica --dir DIR [--size SIZE] --listen HOST:PORT [--volume NAME]`: one replica process; PORT is gRPC,
 // PORT+1 the data port.
 import type { Command } from 'commander';
 import { startReplicaServer } from '../dataplane/replica/replica-server.js';
@@ -16,7 +16,8 @@ export function registerReplicaCommand(program: Command): void {
       'volume size: bytes or 512Mi, 1Gi, 10G … (required to create a replica; checked against an existing one)',
     )
     .requiredOption('--listen <host:port>', 'gRPC address; the data port is PORT+1')
-    .action(async (opts: { dir: string; size?: string; listen: string }) => {
+    .option('--volume <name>', 'the volume it belongs to: engines of any other volume are refused')
+    .action(async (opts: { dir: string; size?: string; listen: string; volume?: string }) => {
       const logger = createLogger('replica');
       const listen = parseHostPort(opts.listen);
       const server = await startReplicaServer({
@@ -24,6 +25,7 @@ export function registerReplicaCommand(program: Command): void {
         size: opts.size === undefined ? undefined : parseVolumeSize(opts.size),
         host: listen.host,
         port: listen.port,
+        volume: opts.volume,
         logger,
       });
       closeOnSignals(logger, () => server.close());

@@ -52,7 +52,17 @@ export function registerUpCommand(program: Command): void {
           const port = base + 2 + i * 2;
           children.push(
             await startShorthorn(
-              ['replica', '--dir', dir, '--size', String(size), '--listen', `127.0.0.1:${port}`],
+              [
+                'replica',
+                '--dir',
+                dir,
+                '--size',
+                String(size),
+                '--listen',
+                `127.0.0.1:${port}`,
+                '--volume',
+                opts.volume,
+              ],
               spawnOpts,
             ),
           );

@@ -434,7 +434,7 @@ export class Engine extends EventEmitter implements BlockDevice {
   // ---- internals ---------------------------------------------------------------------------------
 
   private async connect(address: string, acceptSize?: (replicaSize: number) => boolean): Promise<ReplicaBackend> {
-    const b = await ReplicaBackend.connect(address, this.size, this.dataConnections, acceptSize);
+    const b = await ReplicaBackend.connect(this.volume, address, this.size, this.dataConnections, acceptSize);
     try {
       // Every replica follows the engine's setting, whatever it was told before (Longhorn does the same).
       await unary(b.control.unmapMarkChainRemovedSet, b.control, { enabled: this.unmapMarkSnapChainRemoved }, 10_000);

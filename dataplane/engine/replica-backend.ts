@@ -2,6 +2,7 @@
 // and the data-port client that carries its block I/O.
 import { credentials } from '@grpc/grpc-js';
 import { unary } from '../grpc/unary.js';
+import { volumeNameInterceptor } from '../grpc/volume-identity.js';
 import { type Replica as ReplicaInfo, ReplicaServiceClient } from '../proto/gen/replica.js';
 import { ReplicaDataClient } from '../replica/data-client.js';
 import { formatHostPort, parseReplicaAddress } from '../util/address.js';
@@ -36,13 +37,17 @@ export class ReplicaBackend {
    * larger one means the volume was expanded; a joining one may be smaller and gets expanded).
    */
   static async connect(
+    volume: string,
     address: string,
     size: number,
     dataConnections: number,
     acceptSize: (replicaSize: number) => boolean = (s) => s === size,
   ): Promise<ReplicaBackend> {
     const hp = parseReplicaAddress(address);
-    const control = new ReplicaServiceClient(formatHostPort(hp), credentials.createInsecure());
+    // Every control call says which volume it is for: a replica of another volume refuses it.
+    const control = new ReplicaServiceClient(formatHostPort(hp), credentials.createInsecure(), {
+      interceptors: [volumeNameInterceptor(volume)],
+    });
     try {
       let info = await unary(control.replicaGet, control, {}, 10_000);
       const createdNow = info.state === 'initial';

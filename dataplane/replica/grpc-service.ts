@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { type handleUnaryCall, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { statusError } from '../grpc/status-error.js';
+import { checkVolumeName } from '../grpc/volume-identity.js';
 import type {
   DiskInfo as DiskInfoMessage,
   PurgeReply,
@@ -33,6 +34,8 @@ export class ReplicaControlError extends Error {
 export interface ReplicaControlOptions {
   dir: string;
   logger: Logger;
+  /** This replica's volume (sent along when it pulls from another replica during a rebuild). */
+  volume?: string;
 }
 
 /**
@@ -53,7 +56,12 @@ export class ReplicaControl {
   constructor(opts: ReplicaControlOptions) {
     this.dir = opts.dir;
     this.logger = opts.logger;
-    this.rebuild = new RebuildTarget({ dir: opts.dir, replica: () => this.current, logger: opts.logger });
+    this.rebuild = new RebuildTarget({
+      dir: opts.dir,
+      replica: () => this.current,
+      logger: opts.logger,
+      volume: opts.volume,
+    });
   }
 
   /** The open replica, or null while closed. */
@@ -252,16 +260,24 @@ export class ReplicaControl {
 }
 
 /** The gRPC handlers of ReplicaService over a ReplicaControl. */
-export function createReplicaService(control: ReplicaControl, logger: Logger): ReplicaServiceServer {
+export function createReplicaService(control: ReplicaControl, logger: Logger, volume?: string): ReplicaServiceServer {
   const handle =
     <Req, Res>(name: string, fn: (req: Req) => Res | Promise<Res>): handleUnaryCall<Req, Res> =>
     (call, callback) => {
       Promise.resolve()
-        .then(() => fn(call.request))
+        .then(() => {
+          checkVolumeName(call.metadata, volume);
+          return fn(call.request);
+        })
         .then(
           (res) => callback(null, res),
           (err: unknown) => {
-            const code = err instanceof ReplicaControlError ? err.code : status.INTERNAL;
+            const code =
+              err instanceof ReplicaControlError
+                ? err.code
+                : typeof (err as { code?: unknown }).code === 'number'
+                  ? (err as { code: status }).code
+                  : status.INTERNAL;
             if (code === status.INTERNAL) logger.error({ err, rpc: name }, 'replica control request failed');
             callback(statusError(code, messageOf(err)), null);
           },

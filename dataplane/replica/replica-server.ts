@@ -21,6 +21,8 @@ export interface ReplicaServerOptions {
   host?: string;
   /** gRPC port; the data port is port+1. 0 picks a free pair. */
   port: number;
+  /** The volume this replica belongs to; engines and rebuilding replicas of another volume are refused. */
+  volume?: string;
   logger?: Logger;
 }
 
@@ -46,10 +48,10 @@ export async function startReplicaServer(opts: ReplicaServerOptions): Promise<Re
   }
   prepareReplica(dir, size, logger);
 
-  const control = new ReplicaControl({ dir, logger });
-  const service = createReplicaService(control, logger);
+  const control = new ReplicaControl({ dir, logger, volume: opts.volume });
+  const service = createReplicaService(control, logger, opts.volume);
   const headName = () => control.replica?.headName ?? null;
-  const sync = createSyncService({ dir, headName });
+  const sync = createSyncService({ dir, headName, volume: opts.volume });
   const syncFiles = new SyncFileServer(dir, headName, logger);
   let grpc!: Server;
   let data!: ReplicaDataServer;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { unary } from '../grpc/unary.js';
+import { volumeNameInterceptor } from '../grpc/volume-identity.js';
 import { sparse } from '../native/sparse.js';
 import type { RebuildStatus, ReplicaRebuildRequest, SyncDisk } from '../proto/gen/replica.js';
 import { ReplicaServiceClient } from '../proto/gen/replica.js';
@@ -41,6 +42,8 @@ export interface RebuildTargetOptions {
   dir: string;
   replica: () => Replica | null;
   logger: Logger;
+  /** This replica's volume: the source refuses a replica of another volume. */
+  volume?: string;
 }
 
 export class RebuildTarget {
@@ -87,8 +90,9 @@ export class RebuildTarget {
   private async run(replica: Replica, req: ReplicaRebuildRequest): Promise<void> {
     const dir = this.opts.dir;
     const from = parseReplicaAddress(req.fromAddress);
-    const client = new SyncServiceClient(formatHostPort(from), credentials.createInsecure());
-    const control = new ReplicaServiceClient(formatHostPort(from), credentials.createInsecure());
+    const identity = this.opts.volume ? { interceptors: [volumeNameInterceptor(this.opts.volume)] } : {};
+    const client = new SyncServiceClient(formatHostPort(from), credentials.createInsecure(), identity);
+    const control = new ReplicaServiceClient(formatHostPort(from), credentials.createInsecure(), identity);
     try {
       const { dataPort } = await unary(control.replicaGet, control, {}, CONTROL_DEADLINE_MS);
       const source: SourceReplica = { sync: client, host: from.host, dataPort };

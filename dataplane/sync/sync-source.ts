@@ -3,8 +3,9 @@
 // over the data port, dataplane/sync/sync-stream.ts).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { status } from '@grpc/grpc-js';
+import { type Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { handleUnary, statusError } from '../grpc/status-error.js';
+import { checkVolumeName } from '../grpc/volume-identity.js';
 import { sparse } from '../native/sparse.js';
 import type { FileChecksumsReply, FileChecksumsRequest, FileStatReply, SyncServiceServer } from '../proto/gen/sync.js';
 import { checkLayerName } from './sync-stream.js';
@@ -16,6 +17,8 @@ export interface SyncSourceOptions {
   dir: string;
   /** The file the replica currently writes to: never served, it changes under the reader. */
   headName: () => string | null;
+  /** This replica's volume, if known: a rebuilding replica of another volume is refused. */
+  volume?: string;
 }
 
 export function createSyncService(opts: SyncSourceOptions): SyncServiceServer {
@@ -33,7 +36,7 @@ export function createSyncService(opts: SyncSourceOptions): SyncServiceServer {
     }
   };
   return {
-    fileStat: handleUnary((req): FileStatReply => {
+    fileStat: handleUnaryWithMetadata(opts.volume, (req): FileStatReply => {
       const fd = open(req.name);
       try {
         const size = fstatSync(fd).size;
@@ -45,7 +48,7 @@ export function createSyncService(opts: SyncSourceOptions): SyncServiceServer {
         closeSync(fd);
       }
     }),
-    fileChecksums: handleUnary((req: FileChecksumsRequest): FileChecksumsReply => {
+    fileChecksums: handleUnaryWithMetadata(opts.volume, (req: FileChecksumsRequest): FileChecksumsReply => {
       const fd = open(req.name);
       try {
         return blockChecksums(fd, req.offset, req.length, req.blockSize);
@@ -53,6 +56,20 @@ export function createSyncService(opts: SyncSourceOptions): SyncServiceServer {
         closeSync(fd);
       }
     }),
+  };
+}
+
+/** handleUnary that first refuses a caller of another volume. */
+function handleUnaryWithMetadata<Req, Res>(volume: string | undefined, fn: (req: Req) => Res) {
+  const inner = handleUnary(fn);
+  return (call: { request: Req; metadata: Metadata }, callback: (err: ServiceError | null, res?: Res) => void) => {
+    try {
+      checkVolumeName(call.metadata, volume);
+    } catch (err) {
+      callback(err as ServiceError);
+      return;
+    }
+    inner(call, callback);
   };
 }
 

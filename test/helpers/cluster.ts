@@ -28,9 +28,19 @@ export interface TestVolume {
   destroy(): Promise<void>;
 }
 
-export async function startReplica(dir: string, size: number, port?: number): Promise<ReplicaProcess> {
+export async function startReplica(dir: string, size: number, port?: number, volume?: string): Promise<ReplicaProcess> {
   const p = port ?? (await freePorts(2));
-  const proc = await startShorthorn(['replica', '--dir', dir, '--size', String(size), '--listen', `127.0.0.1:${p}`]);
+  const identity = volume === undefined ? [] : ['--volume', volume];
+  const proc = await startShorthorn([
+    'replica',
+    '--dir',
+    dir,
+    '--size',
+    String(size),
+    '--listen',
+    `127.0.0.1:${p}`,
+    ...identity,
+  ]);
   return { proc, dir, port: p, address: `tcp://127.0.0.1:${p}` };
 }
 
@@ -54,7 +64,7 @@ export async function startVolume(opts: {
     uri: '',
     async startReplica(i) {
       const prev = vol.replicas[i];
-      const r = await startReplica(prev?.dir ?? join(root, `r${i}`), opts.size, prev?.port);
+      const r = await startReplica(prev?.dir ?? join(root, `r${i}`), opts.size, prev?.port, name);
       all.push(r.proc);
       vol.replicas[i] = r;
       return r;

@@ -84,6 +84,18 @@ describe('engine-ctl', () => {
     await ctlJson(vol, 'rm', extra.address);
   });
 
+  it('refuses a replica that belongs to another volume, naming both', async () => {
+    const stranger = await startReplica(join(vol.root, 'stranger'), 32 * MiB, undefined, 'other-volume');
+    try {
+      const r = await ctl(vol, 'add', stranger.address);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/belongs to volume other-volume, not vol/);
+      expect((await ctlJson<Row[]>(vol, 'replicas')).map((x) => x.address)).not.toContain(stranger.address);
+    } finally {
+      await stranger.proc.stop();
+    }
+  });
+
   it('reports I/O metrics over the last second', async () => {
     const load = python(
       `import nbd, sys, time\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\nend = time.time() + 2.5\nwhile time.time() < end:\n    h.pread(65536, 0)\n    h.pwrite(b"\\x01" * 4096, 1048576)\nh.shutdown()`,
