@@ -1,4 +1,4 @@
-// `shorthorn engine-ctl --engine HOST:PORT replicas|add|rm|mode|volume|metrics|expand|frontend|rebuild-status`: talk to a running
+// `shorthorn engine-ctl --engine HOST:PORT replicas|add|rm|mode|volume|metrics|expand|frontend|rebuild-status|salvage`: talk to a running
 // engine's ControllerService, for a person at a terminal (tables) or a script (-o json).
 import { credentials } from '@grpc/grpc-js';
 import { type Command, Option } from 'commander';
@@ -133,6 +133,16 @@ export function registerEngineCtlCommand(program: Command): void {
       withClient(async (c, opts, size: string) => {
         const v = await unary(c.volumeExpand, c, { size: parseVolumeSize(size) }, 120_000);
         show(opts, v, () => `volume ${v.name} is now ${formatSize(v.size)}; new NBD connections see the new size`);
+      }),
+    );
+
+  ctl
+    .command('salvage')
+    .description('every replica is ERR: reconnect them, serve from the best one, flag the others for rebuild')
+    .action(
+      withClient(async (c, opts) => {
+        const { replicas } = await unary(c.volumeSalvage, c, {}, 120_000);
+        showReplicas(opts, replicas, true);
       }),
     );
 

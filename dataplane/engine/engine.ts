@@ -161,6 +161,49 @@ export class Engine extends EventEmitter implements BlockDevice {
     this.log.info({ replicas: this.list() }, 'engine started');
   }
 
+  /**
+   * Salvage in place, for a volume whose replicas all became ERR while the engine stayed up (their
+   * processes crashed and came back, say): reconnect every replica that answers, keep the best one
+   * (the same ranking as at start) as the only RW replica, and flag the others for rebuild. Refused
+   * while any replica is still RW: there is nothing to salvage then.
+   */
+  async salvage(): Promise<ReplicaStatus[]> {
+    if (this.readers.length > 0) {
+      throw new Error(
+        `volume ${this.volume} still has an RW replica; salvage is for a volume whose replicas all failed`,
+      );
+    }
+    const addresses = [...this.backends.map((b) => b.address), ...this.unreachable.keys()];
+    return this.gate.exclusive(async () => {
+      const old = this.backends;
+      this.backends = [];
+      this.refreshSets();
+      await Promise.allSettled(old.map((b) => b.shutdown(false)));
+      this.unreachable.clear();
+      const results = await Promise.allSettled(addresses.map((a) => this.connect(a, (s) => s >= this.size)));
+      results.forEach((r, i) => {
+        if (r.status === 'fulfilled') this.backends.push(r.value);
+        else this.noteUnreachable(addresses[i]!, r.reason);
+      });
+      const candidates = this.backends.filter((b) => b.openedAt.size >= this.size);
+      if (candidates.length === 0)
+        throw new Error(`volume ${this.volume}: no replica answered; nothing to salvage from`);
+      const ranked = [...candidates].sort(salvageOrder);
+      const best = ranked[0]!;
+      for (const b of this.backends) {
+        if (b === best) continue;
+        this.fail(b, new Error(`salvage: ${best.address} was chosen; rebuild from it`), 'salvage');
+        await unary(b.control.rebuildingSet, b.control, { rebuilding: true }, 10_000).catch(() => {});
+      }
+      if (best.openedAt.rebuilding)
+        await unary(best.control.rebuildingSet, best.control, { rebuilding: false }, 10_000);
+      this.refreshSets();
+      this.log.warn({ best: best.address, revisionCounter: best.openedAt.revisionCounter }, 'volume salvaged');
+      this.emit('replicas', this.list());
+      return this.list();
+    });
+  }
+
   list(): ReplicaStatus[] {
     const known = this.backends.map((b) => ({ address: b.address, mode: b.mode, error: b.error }));
     const gone = [...this.unreachable].map(([address, error]) => ({ address, mode: 'ERR' as const, error }));

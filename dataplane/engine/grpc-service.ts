@@ -110,6 +110,10 @@ export function controllerService(engine: Engine, frontendControl: FrontendContr
       await frontendControl.start().catch(failed(status.UNAVAILABLE));
       return volume();
     }),
+    volumeSalvage: handleUnary(async () => {
+      const list = await engine.salvage().catch(failed(status.FAILED_PRECONDITION));
+      return { replicas: await Promise.all(list.map(replicaOf)) };
+    }),
     replicaRebuildStatus: handleUnary((req: { address: string }) => {
       const address = need(req.address);
       const b = engine.find(address);

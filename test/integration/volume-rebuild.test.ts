@@ -222,4 +222,27 @@ h.shutdown()`,
     const stray = await shorthorn([...ctl(v), 'add', 'tcp://127.0.0.1:1']);
     expect(stray.code).not.toBe(0);
   });
+
+  it('salvages in place: every replica crashed and came back while the engine stayed up', async () => {
+    const v = await volume(2, 32 * MiB);
+    await fill(v.uri, 5, 32 * MiB);
+    const expected = await volumeSha256(v.uri);
+    for (const r of v.replicas) r.proc.kill9();
+    await Promise.all(v.replicas.map((r) => r.proc.exited));
+    // Pings find both dead within a few seconds.
+    expect(await waitFor(async () => (await engineReplicas(v)).every((r) => r.mode === 'ERR'), 20_000)).toBe(true);
+    for (let i = 0; i < 2; i++) await v.startReplica(i);
+    const list = await shorthornJson<{ address: string; mode: string; error: string }[]>([...ctl(v), 'salvage']);
+    expect(list.filter((r) => r.mode === 'RW')).toHaveLength(1);
+    const rest = list.filter((r) => r.mode === 'ERR');
+    expect(rest).toHaveLength(1);
+    expect(rest[0]!.error).toMatch(/salvage/);
+    expect(await volumeSha256(v.uri)).toBe(expected);
+    const again = await shorthorn([...ctl(v), 'salvage']);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/still has an RW replica/);
+    await shorthornJson([...ctl(v), 'rm', rest[0]!.address]);
+    const done = await shorthornJson<Progress>([...ctl(v), 'add', rest[0]!.address, '--wait']);
+    expect(done.state).toBe('complete');
+  });
 });

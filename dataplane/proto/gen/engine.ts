@@ -2650,6 +2650,16 @@ export const ControllerServiceService = {
     responseSerialize: (value: Volume): Buffer => Buffer.from(Volume.encode(value).finish()),
     responseDeserialize: (value: Buffer): Volume => Volume.decode(value),
   },
+  /** Every replica ERR while the engine stayed up: reconnect them, serve from the best, flag the rest. */
+  volumeSalvage: {
+    path: "/shorthorn.engine.v1.ControllerService/VolumeSalvage" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): Empty => Empty.decode(value),
+    responseSerialize: (value: ReplicaListReply): Buffer => Buffer.from(ReplicaListReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReplicaListReply => ReplicaListReply.decode(value),
+  },
   /** Progress of the rebuild of a replica added with ReplicaCreate. */
   replicaRebuildStatus: {
     path: "/shorthorn.engine.v1.ControllerService/ReplicaRebuildStatus" as const,
@@ -2685,6 +2695,8 @@ export interface ControllerServiceServer extends UntypedServiceImplementation {
   volumeExpand: handleUnaryCall<VolumeExpandRequest, Volume>;
   volumeFrontendShutdown: handleUnaryCall<Empty, Volume>;
   volumeFrontendStart: handleUnaryCall<Empty, Volume>;
+  /** Every replica ERR while the engine stayed up: reconnect them, serve from the best, flag the rest. */
+  volumeSalvage: handleUnaryCall<Empty, ReplicaListReply>;
   /** Progress of the rebuild of a replica added with ReplicaCreate. */
   replicaRebuildStatus: handleUnaryCall<ReplicaAddress, RebuildProgress>;
 }
@@ -2929,6 +2941,22 @@ export interface ControllerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Volume) => void,
+  ): ClientUnaryCall;
+  /** Every replica ERR while the engine stayed up: reconnect them, serve from the best, flag the rest. */
+  volumeSalvage(
+    request: Empty,
+    callback: (error: ServiceError | null, response: ReplicaListReply) => void,
+  ): ClientUnaryCall;
+  volumeSalvage(
+    request: Empty,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReplicaListReply) => void,
+  ): ClientUnaryCall;
+  volumeSalvage(
+    request: Empty,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReplicaListReply) => void,
   ): ClientUnaryCall;
   /** Progress of the rebuild of a replica added with ReplicaCreate. */
   replicaRebuildStatus(
