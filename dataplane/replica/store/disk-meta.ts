@@ -75,6 +75,18 @@ export function readAllDiskMetas(dir: string): Map<string, DiskMeta> {
   return metas;
 }
 
+/** Children are not stored (reference §1.1): each layer's children, by parent file name. */
+export function childrenByParent(disks: Iterable<DiskMeta>): Map<string, string[]> {
+  const children = new Map<string, string[]>();
+  for (const disk of disks) {
+    if (disk.parent === '') continue;
+    const siblings = children.get(disk.parent);
+    if (siblings === undefined) children.set(disk.parent, [disk.name]);
+    else siblings.push(disk.name);
+  }
+  return children;
+}
+
 /** `time.Now().UTC().Format(time.RFC3339)`: no fractional seconds, `Z` suffix. */
 export function goTimestamp(date: Date = new Date()): string {
   return date.toISOString().replace(/\.\d+Z$/, 'Z');

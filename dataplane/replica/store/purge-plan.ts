@@ -1,7 +1,7 @@
 // What purge does next with the removed snapshots of a replica (reference §1.6), decided from the
 // layer metas alone so it can be tested as a table: remove a childless one, coalesce one into its only
 // child, prune the one under the head, skip those with several children.
-import type { DiskMeta } from './disk-meta.js';
+import { childrenByParent, type DiskMeta } from './disk-meta.js';
 
 export type PurgeAction =
   | { kind: 'remove'; disk: string }
@@ -16,13 +16,7 @@ export type PurgeAction =
  * the head goes last, after everything that might coalesce into it.
  */
 export function nextPurgeAction(disks: Map<string, DiskMeta>, head: string, pruned: Set<string>): PurgeAction | null {
-  const children = new Map<string, string[]>();
-  for (const disk of disks.values()) {
-    if (disk.parent === '') continue;
-    const list = children.get(disk.parent);
-    if (list === undefined) children.set(disk.parent, [disk.name]);
-    else list.push(disk.name);
-  }
+  const children = childrenByParent(disks.values());
   let prune: PurgeAction | null = null;
   for (const disk of [...disks.values()].sort((a, b) => a.name.localeCompare(b.name))) {
     if (!disk.removed || disk.name === head) continue;

@@ -28,7 +28,14 @@ import { EXTENT_HOLE, EXTENT_ZERO } from '../../block-device.js';
 import { sparse } from '../../native/sparse.js';
 import { fsyncDirectory } from './atomic-file.js';
 import { BLOCK_SIZE, BlockIndex, MAX_LAYERS, NO_LAYER } from './block-index.js';
-import { type DiskMeta, goTimestamp, readAllDiskMetas, readDiskMeta, writeDiskMeta } from './disk-meta.js';
+import {
+  childrenByParent,
+  type DiskMeta,
+  goTimestamp,
+  readAllDiskMetas,
+  readDiskMeta,
+  writeDiskMeta,
+} from './disk-meta.js';
 import {
   DISK_META_SUFFIX,
   headDiskName,
@@ -361,12 +368,11 @@ export class Replica {
    * unmapMarkChainRemoved the run is first extended by marking the snapshots under the head removed.
    */
   private removedRunBelowHead(): Layer[] {
-    const children = new Map<string, number>();
-    for (const disk of this.disks.values()) children.set(disk.parent, (children.get(disk.parent) ?? 0) + 1);
+    const children = childrenByParent(this.disks.values());
     const run: Layer[] = [];
     for (let i = this.headIndex - 1; i >= 1; i--) {
       const layer = this.layers[i]!;
-      if ((children.get(layer.name) ?? 0) !== 1) break;
+      if ((children.get(layer.name)?.length ?? 0) !== 1) break;
       if (!layer.meta.removed) {
         if (!this.unmapMarkChainRemoved) break;
         this.updateDiskMeta({ ...layer.meta, removed: true });
@@ -1186,13 +1192,7 @@ function replicaInfo(
   revisionCounter: number,
   allocatedBytes: (name: string) => number,
 ): ReplicaInfo {
-  const children = new Map<string, string[]>();
-  for (const disk of disks.values()) {
-    if (disk.parent === '') continue;
-    const siblings = children.get(disk.parent);
-    if (siblings === undefined) children.set(disk.parent, [disk.name]);
-    else siblings.push(disk.name);
-  }
+  const children = childrenByParent(disks.values());
   const infos: Record<string, DiskInfo> = {};
   for (const disk of disks.values()) {
     infos[disk.name] = {
