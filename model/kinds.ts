@@ -1,0 +1,44 @@
+// Every kind the store holds, with its schema: the one place that maps a kind name to its type.
+import type { z } from 'zod';
+import { type Engine, engineSchema } from './engine.js';
+import { type Event, eventSchema } from './event.js';
+import { type InstanceManager, instanceManagerSchema } from './instance-manager.js';
+import { type Node, nodeSchema } from './node.js';
+import { type Replica, replicaSchema } from './replica.js';
+import { type Setting, settingSchema } from './setting.js';
+import { type Snapshot, snapshotSchema } from './snapshot.js';
+import { type Volume, volumeSchema } from './volume.js';
+import { type VolumeAttachment, volumeAttachmentSchema } from './volume-attachment.js';
+
+export interface KindMap {
+  Node: Node;
+  Volume: Volume;
+  Engine: Engine;
+  Replica: Replica;
+  VolumeAttachment: VolumeAttachment;
+  Snapshot: Snapshot;
+  Setting: Setting;
+  InstanceManager: InstanceManager;
+  Event: Event;
+}
+export type Kind = keyof KindMap;
+export type AnyResource = KindMap[Kind];
+
+export const KIND_SCHEMAS: { [K in Kind]: z.ZodType } = {
+  Node: nodeSchema,
+  Volume: volumeSchema,
+  Engine: engineSchema,
+  Replica: replicaSchema,
+  VolumeAttachment: volumeAttachmentSchema,
+  Snapshot: snapshotSchema,
+  Setting: settingSchema,
+  InstanceManager: instanceManagerSchema,
+  Event: eventSchema,
+};
+
+export const KINDS = Object.keys(KIND_SCHEMAS) as Kind[];
+
+/** Fills defaults and checks a resource of `kind`; throws a ZodError naming the bad field. */
+export function parseResource<K extends Kind>(kind: K, input: unknown): KindMap[K] {
+  return KIND_SCHEMAS[kind].parse(input) as KindMap[K];
+}
