@@ -53,8 +53,6 @@ export const engineStatus = z.object({
   snapshots: z.record(z.string(), snapshotInfo).default({}),
   snapshotsError: z.string().default(''),
   salvageExecuted: z.boolean().default(false),
-  /** Set when the engine was polled last; a person can tell stale status from fresh. */
-  lastPolledAt: z.string().default(''),
 });
 export type EngineStatus = z.infer<typeof engineStatus>;
 

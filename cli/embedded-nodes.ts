@@ -1,0 +1,122 @@
+// The simulated nodes of `shorthorn up`: for each, an instance manager process (started, or adopted
+// when one from an earlier run still lives — a killed `up` must not take the volumes' I/O with it),
+// a disk directory, and the Node and InstanceManager resources that describe them.
+import { mkdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { InstanceManagerClient } from '../dataplane/instance-manager/instance-manager-client.js';
+import type { Store } from '../store/store.js';
+import { type ShorthornProcess, startShorthorn } from './child-process.js';
+
+export interface EmbeddedNode {
+  name: string;
+  address: string;
+  pid: number;
+  /** Set when this run started the process (undefined when adopted). */
+  process?: ShorthornProcess;
+  diskPath: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Node `name` under `dataDir/nodes/name`: its instance manager on 127.0.0.1:imPort, instances on portRange. */
+export async function startOrAdoptNode(opts: {
+  dataDir: string;
+  name: string;
+  imPort: number;
+  portRange: string;
+  logStderr?: boolean;
+}): Promise<EmbeddedNode> {
+  const dir = resolve(opts.dataDir, 'nodes', opts.name);
+  const diskPath = join(dir, 'disk-0');
+  mkdirSync(join(dir, 'im'), { recursive: true });
+  mkdirSync(diskPath, { recursive: true });
+  const pidFile = join(dir, 'instance-manager.json');
+  try {
+    const prev = JSON.parse(readFileSync(pidFile, 'utf8')) as { pid: number; address: string };
+    if (alive(prev.pid)) {
+      const client = new InstanceManagerClient(prev.address);
+      try {
+        const info = await client.info();
+        if (info.node === opts.name) return { name: opts.name, address: prev.address, pid: prev.pid, diskPath };
+      } finally {
+        client.close();
+      }
+    }
+  } catch {
+    // no earlier instance manager, or it is gone: start one
+  }
+  const im = await startShorthorn(
+    [
+      'instance-manager',
+      '--node',
+      opts.name,
+      '--listen',
+      `127.0.0.1:${opts.imPort}`,
+      '--data-dir',
+      join(dir, 'im'),
+      '--port-range',
+      opts.portRange,
+    ],
+    // Its own process group: Ctrl-C on `up` reaches `up` only, which then stops the nodes in order.
+    { ownProcessGroup: true, logStderr: opts.logStderr ?? false },
+  );
+  const address = `127.0.0.1:${opts.imPort}`;
+  writeFileSync(pidFile, `${JSON.stringify({ pid: im.pid, address })}\n`);
+  return { name: opts.name, address, pid: im.pid, process: im, diskPath };
+}
+
+/** The Node (with its default disk) and InstanceManager resources of `node`, created once. */
+export async function registerNode(store: Store, node: EmbeddedNode, reservedPercent: number): Promise<void> {
+  if (!(await store.get('Node', node.name))) {
+    const st = statfsSync(node.diskPath);
+    await store.create('Node', {
+      metadata: { name: node.name },
+      spec: {
+        disks: {
+          'disk-0': {
+            diskType: 'filesystem',
+            path: node.diskPath,
+            allowScheduling: true,
+            evictionRequested: false,
+            storageReserved: Math.floor((st.blocks * st.bsize * reservedPercent) / 100),
+            tags: [],
+          },
+        },
+        allowScheduling: true,
+        evictionRequested: false,
+        tags: [],
+      },
+    });
+  }
+  const imName = `im-${node.name}`;
+  const im = await store.get('InstanceManager', imName);
+  if (!im) {
+    await store.create('InstanceManager', {
+      metadata: { name: imName },
+      spec: { nodeID: node.name, address: node.address },
+    });
+  } else if (im.spec.address !== node.address) {
+    im.spec.address = node.address;
+    await store.update('InstanceManager', im);
+  }
+}
+
+/** SIGTERM: the instance manager stops its engines, then its replicas, then exits. */
+export async function stopNode(node: EmbeddedNode, graceMs = 30_000): Promise<void> {
+  if (node.process) {
+    await node.process.stop(graceMs);
+    return;
+  }
+  if (!alive(node.pid)) return;
+  process.kill(node.pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (alive(node.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (alive(node.pid)) process.kill(node.pid, 'SIGKILL');
+}

@@ -1,0 +1,106 @@
+// Instance manager controller: keeps one watch stream open to each node's instance manager and mirrors
+// what it reports (every engine and replica process, its state and port) into the InstanceManager's
+// status. Engine and replica controllers read process state from there, never by polling each process.
+
+import type { InstanceInfo } from '../dataplane/instance-manager/instance-manager-client.js';
+import type { InstanceManager } from '../model/instance-manager.js';
+import { nowIso } from '../model/meta.js';
+import type { ControllerContext } from './context.js';
+import { Controller } from './runtime/controller.js';
+import { patchStatus } from './write.js';
+
+const RECONNECT_MS = 1000;
+
+interface Stream {
+  address: string;
+  stop(): void;
+  /** Last list received; undefined while (re)connecting. */
+  instances?: InstanceInfo[];
+  error?: string;
+}
+
+export function instanceManagerController(ctx: ControllerContext): Controller {
+  const streams = new Map<string, Stream>();
+  const log = ctx.log.child({ controller: 'instance-manager' });
+  const controller: Controller = new Controller({
+    name: 'instance-manager',
+    logger: log,
+    reconcile: async (name) => {
+      const im = ctx.informers.InstanceManager.get(name);
+      let stream = streams.get(name);
+      if (!im || im.metadata.deletionTimestamp) {
+        stream?.stop();
+        streams.delete(name);
+        return;
+      }
+      if (stream && stream.address !== im.spec.address) {
+        stream.stop();
+        stream = undefined;
+      }
+      if (!stream) {
+        stream = open(name, im.spec.address);
+        streams.set(name, stream);
+      }
+      await writeStatus(im, stream);
+      // A lost stream is retried; the heartbeat keeps "last seen" fresh for people reading status.
+      if (stream.error !== undefined) {
+        stream.stop();
+        streams.delete(name);
+        return { requeueAfterMs: RECONNECT_MS };
+      }
+      return { requeueAfterMs: 10_000 };
+    },
+  });
+
+  function open(name: string, address: string): Stream {
+    const s: Stream = { address, stop: () => {} };
+    const client = ctx.clients.instanceManager(address);
+    const w = client.watch(
+      (instances) => {
+        s.instances = instances;
+        s.error = undefined;
+        controller.enqueue(name);
+      },
+      (err) => {
+        s.instances = undefined;
+        s.error = err.message;
+        controller.enqueue(name);
+      },
+    );
+    s.stop = () => w.stop();
+    return s;
+  }
+
+  async function writeStatus(im: InstanceManager, s: Stream): Promise<void> {
+    await patchStatus(ctx.store, 'InstanceManager', im, (st) => {
+      st.ownerID = ctx.managerID;
+      if (s.instances) {
+        st.currentState = 'running';
+        st.instances = Object.fromEntries(
+          s.instances.map((i) => [
+            i.name,
+            { type: i.type, state: i.state, port: i.port, pid: i.pid, errorMsg: i.errorMsg },
+          ]),
+        );
+        st.lastHeartbeatAt = nowIso();
+      } else if (s.error !== undefined) {
+        st.currentState = 'error';
+        // What it ran is unknown now: a node that is down runs nothing we can reach.
+        for (const i of Object.values(st.instances)) {
+          i.state = 'unknown';
+          i.errorMsg = `instance manager unreachable: ${s.error}`;
+        }
+      } else if (st.currentState !== 'running') {
+        st.currentState = 'starting';
+      }
+    });
+  }
+
+  const stopController = controller.stop.bind(controller);
+  controller.stop = async () => {
+    for (const s of streams.values()) s.stop();
+    streams.clear();
+    await stopController();
+  };
+  return controller;
+}

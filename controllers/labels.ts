@@ -1,0 +1,15 @@
+// Labels, names and finalizers the controllers put on resources they create.
+import { randomBytes } from 'node:crypto';
+
+export const FINALIZER = 'shorthorn.io';
+export const VOLUME_LABEL = 'shorthorn.io/volume';
+export const NODE_LABEL = 'shorthorn.io/node';
+
+export function engineNameOf(volume: string): string {
+  return `${volume}-e-0`;
+}
+
+/** `<volume>-r-<8 hex>`, as Longhorn names replicas; also the data directory's name. */
+export function newReplicaName(volume: string): string {
+  return `${volume}-r-${randomBytes(4).toString('hex')}`;
+}

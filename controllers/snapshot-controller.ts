@@ -1,0 +1,104 @@
+// Snapshot controller: Snapshot resources mirror the engine's chain (one per snapshot the engine
+// reports, system ones included) and drive it: `createSnapshot: true` takes it on the engine, deleting
+// the resource removes it from the chain and purges.
+import { unary } from '../dataplane/grpc/unary.js';
+import type { Engine } from '../model/engine.js';
+import type { ControllerContext } from './context.js';
+import { engineNameOf, FINALIZER, VOLUME_LABEL } from './labels.js';
+import { Controller } from './runtime/controller.js';
+import { patchStatus, removeFinalizer } from './write.js';
+
+const CALL_MS = 30_000;
+
+function engineClient(ctx: ControllerContext, e: Engine | undefined) {
+  if (!e || e.status.currentState !== 'running' || !e.status.port) return undefined;
+  return ctx.clients.engine(`${e.status.ip}:${e.status.port}`);
+}
+
+/** Key: `<volume>` to mirror the chain, `<volume>/<snapshot>` for one resource. */
+export function snapshotController(ctx: ControllerContext): Controller {
+  const log = ctx.log.child({ controller: 'snapshot' });
+  return new Controller({
+    name: 'snapshot',
+    logger: log,
+    reconcile: async (key) => {
+      const [volName, snapName] = key.split('/') as [string, string | undefined];
+      const engine = ctx.informers.Engine.get(engineNameOf(volName));
+      if (snapName === undefined) return mirror(ctx, volName, engine);
+      const snap = ctx.informers.Snapshot.get(snapName);
+      if (!snap) return;
+      const client = engineClient(ctx, engine);
+      const inChain = engine?.status.snapshots[snapName];
+      if (snap.metadata.deletionTimestamp) {
+        const vol = ctx.informers.Volume.get(volName);
+        if (inChain && client && !vol?.metadata.deletionTimestamp) {
+          await unary(client.snapshotRemove, client, { name: snapName }, CALL_MS);
+          await unary(client.snapshotPurge, client, {}, CALL_MS);
+        } else if (inChain && vol && !vol.metadata.deletionTimestamp) {
+          await patchStatus(ctx.store, 'Snapshot', snap, (s) => {
+            s.error = `volume ${volName} is detached; the snapshot is removed when it is attached again`;
+          });
+          return { requeueAfterMs: 10_000 };
+        }
+        await removeFinalizer(ctx.store, 'Snapshot', snap, FINALIZER);
+        return;
+      }
+      if (snap.spec.createSnapshot && !inChain && !snap.status.creationTime) {
+        if (!client) {
+          await patchStatus(ctx.store, 'Snapshot', snap, (s) => {
+            s.error = `volume ${volName} is not attached; attach it to take the snapshot`;
+          });
+          return { requeueAfterMs: 5000 };
+        }
+        await unary(client.snapshotCreate, client, { name: snapName, labels: snap.spec.labels }, CALL_MS);
+        ctx.events.normal(snap, 'Created', `snapshot ${snapName} of ${volName} taken`);
+      }
+      if (inChain) {
+        await patchStatus(ctx.store, 'Snapshot', snap, (s) => {
+          s.ownerID = ctx.managerID;
+          s.parent = inChain.parent;
+          s.children = inChain.children.filter((c) => c !== 'volume-head');
+          s.markRemoved = inChain.removed;
+          s.userCreated = inChain.userCreated;
+          s.creationTime = inChain.created;
+          s.size = inChain.size;
+          s.labels = inChain.labels;
+          s.readyToUse = !inChain.removed;
+          s.error = '';
+        });
+      }
+    },
+  });
+}
+
+/** One Snapshot resource per snapshot in the engine's chain; resources of purged snapshots go. */
+async function mirror(ctx: ControllerContext, volName: string, engine: Engine | undefined) {
+  const vol = ctx.informers.Volume.get(volName);
+  if (!vol || vol.metadata.deletionTimestamp || !engine || engine.status.currentState !== 'running') return;
+  const chain = engine.status.snapshots;
+  const mine = ctx.informers.Snapshot.list().filter((s) => s.spec.volume === volName);
+  for (const name of Object.keys(chain)) {
+    if (name === 'volume-head' || mine.some((s) => s.metadata.name === name)) continue;
+    await ctx.store
+      .create('Snapshot', {
+        metadata: {
+          name,
+          labels: { [VOLUME_LABEL]: volName },
+          finalizers: [FINALIZER],
+          ownerReferences: [{ kind: 'Volume', name: volName, uid: vol.metadata.uid, controller: true }],
+        },
+        spec: { volume: volName, createSnapshot: false, labels: chain[name]!.labels },
+      })
+      .catch((err: unknown) => {
+        // Engine snapshot names are free-form (UUIDs, user names); one the store refuses is skipped.
+        ctx.log.debug({ err, snapshot: name }, 'snapshot not mirrored');
+      });
+  }
+  for (const s of mine) {
+    const created = s.status.creationTime !== '';
+    if (created && !chain[s.metadata.name] && !s.metadata.deletionTimestamp) {
+      // Purged from the chain (by this controller or by the engine itself, e.g. system snapshots).
+      await ctx.store.delete('Snapshot', s.metadata.name);
+    }
+  }
+}

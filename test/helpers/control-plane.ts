@@ -1,0 +1,103 @@
+// A whole control plane for a test, as `shorthorn up` runs it: N instance-manager processes (real
+// nodes' stand-ins, each in its own process group), the SQLite store in a temp dir, and the manager
+// (controllers) in the test process so the test can stop and restart it like a manager upgrade.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { type EmbeddedNode, registerNode, startOrAdoptNode, stopNode } from '../../cli/embedded-nodes.js';
+import { nodePorts } from '../../cli/up-command.js';
+import { type Manager, startManager } from '../../controllers/manager.js';
+import type { Volume } from '../../model/volume.js';
+import { openSqliteStore, type SqliteStore } from '../../store/sqlite-store.js';
+import { waitFor } from './volume-tools.js';
+
+export interface TestControlPlane {
+  dataDir: string;
+  store: SqliteStore;
+  nodes: EmbeddedNode[];
+  manager: Manager;
+  /** Where the manager logs (pino JSON), for failure messages. */
+  logFile: string;
+  restartManager(): Promise<void>;
+  /** kill -9 of a node's whole process group: the instance manager and every process it runs. */
+  killNode(name: string): Promise<void>;
+  volume(name: string): Promise<Volume>;
+  waitVolume(name: string, check: (v: Volume) => boolean, timeoutMs?: number): Promise<Volume>;
+  stop(): Promise<void>;
+}
+
+let nextBase = 30000 + Math.floor(Math.random() * 15) * 1000;
+
+export async function startControlPlane(opts: { nodes: number }): Promise<TestControlPlane> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'shorthorn-cp-'));
+  const base = nextBase;
+  nextBase += 1000 * (opts.nodes + 1);
+  if (nextBase > 55000) nextBase = 30000;
+  const logFile = join(dataDir, 'manager.log');
+  const logger = pino({ level: 'debug' }, pino.destination({ dest: logFile, sync: true }));
+  const store = openSqliteStore(join(dataDir, 'shorthorn.db'));
+  const nodes: EmbeddedNode[] = [];
+  for (let i = 1; i <= opts.nodes; i++) {
+    const node = await startOrAdoptNode({ dataDir, name: `node-${i}`, ...nodePorts(base, i) });
+    nodes.push(node);
+    await registerNode(store, node, 0);
+  }
+  let manager = await startManager({ store, managerID: 'manager', logger });
+  const cp: TestControlPlane = {
+    dataDir,
+    store,
+    nodes,
+    get manager() {
+      return manager;
+    },
+    logFile,
+    async restartManager() {
+      await manager.stop();
+      manager = await startManager({ store, managerID: 'manager', logger });
+    },
+    async killNode(name) {
+      const n = nodes.find((x) => x.name === name);
+      if (!n) throw new Error(`no node ${name}`);
+      process.kill(-n.pid, 'SIGKILL');
+      await n.process?.exited;
+    },
+    async volume(name) {
+      const v = await store.get('Volume', name);
+      if (!v) throw new Error(`volume ${name} not found`);
+      return v;
+    },
+    async waitVolume(name, check, timeoutMs = 60_000) {
+      let last: Volume | undefined;
+      try {
+        await waitFor(async () => {
+          last = await store.get('Volume', name);
+          return !!last && check(last);
+        }, timeoutMs);
+      } catch (err) {
+        throw new Error(
+          `volume ${name} did not reach the expected state; last status: ${JSON.stringify(last?.status)}`,
+          {
+            cause: err,
+          },
+        );
+      }
+      return last!;
+    },
+    async stop() {
+      await manager.stop().catch(() => {});
+      for (const n of nodes) {
+        try {
+          process.kill(-n.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+        await stopNode(n, 1000).catch(() => {});
+      }
+      await store.close().catch(() => {});
+      logger.flush();
+      if (!process.env['SHORTHORN_KEEP_TEST_DIRS']) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return cp;
+}
