@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerEngineCommand } from './engine-command.js';
 import { registerEngineCtlCommand } from './engine-ctl-command.js';
+import { registerInstanceManagerCommand } from './instance-manager-command.js';
 import { registerReplicaCommand } from './replica-command.js';
 import { registerSnapshotCommand } from './snapshot-command.js';
 import { registerUpCommand } from './up-command.js';
@@ -15,6 +16,7 @@ registerReplicaCommand(program);
 registerEngineCommand(program);
 registerEngineCtlCommand(program);
 registerSnapshotCommand(program);
+registerInstanceManagerCommand(program);
 
 try {
   await program.parseAsync(process.argv);
