@@ -17,6 +17,7 @@ const MODE: Record<number, ReplicaMode> = { [ProtoMode.RW]: 'RW', [ProtoMode.WO]
 
 export function engineController(ctx: ControllerContext): Controller {
   const log = ctx.log.child({ controller: 'engine' });
+  const lastPoll = new Map<string, { at: number; generation: number }>();
   return new Controller({
     name: 'engine',
     logger: log,
@@ -69,6 +70,13 @@ export function engineController(ctx: ControllerContext): Controller {
         });
         return instance.state === 'starting' ? { requeueAfterMs: 500 } : undefined;
       }
+      // Poll at most every ENGINE_POLL_MS unless the spec changed: the engine's own status write wakes
+      // this controller up, and under I/O every poll finds a new head size.
+      const last = lastPoll.get(name);
+      if (last && last.generation === e.metadata.generation && Date.now() - last.at < ENGINE_POLL_MS) {
+        return { requeueAfterMs: last.at + ENGINE_POLL_MS - Date.now() };
+      }
+      lastPoll.set(name, { at: Date.now(), generation: e.metadata.generation });
       const address = `${instanceHost(im)}:${instance.port}`;
       const client = ctx.clients.engine(address);
       let polled: Partial<EngineStatus>;

@@ -10,6 +10,7 @@ import { Controller } from './runtime/controller.js';
 import { patchStatus } from './write.js';
 
 const RECONNECT_MS = 1000;
+const HEARTBEAT_MS = 30_000;
 
 interface Stream {
   address: string;
@@ -21,6 +22,7 @@ interface Stream {
 
 export function instanceManagerController(ctx: ControllerContext): Controller {
   const streams = new Map<string, Stream>();
+  const lastFailure = new Map<string, number>();
   const log = ctx.log.child({ controller: 'instance-manager' });
   const controller: Controller = new Controller({
     name: 'instance-manager',
@@ -38,17 +40,21 @@ export function instanceManagerController(ctx: ControllerContext): Controller {
         stream = undefined;
       }
       if (!stream) {
+        // Reconnect no sooner than RECONNECT_MS after a failure, whatever woke this reconcile up (its
+        // own status write does): a down node must not turn into a write loop.
+        const wait = (lastFailure.get(name) ?? 0) + RECONNECT_MS - Date.now();
+        if (wait > 0) return { requeueAfterMs: wait };
         stream = open(name, im.spec.address);
         streams.set(name, stream);
       }
       await writeStatus(im, stream);
-      // A lost stream is retried; the heartbeat keeps "last seen" fresh for people reading status.
       if (stream.error !== undefined) {
         stream.stop();
         streams.delete(name);
+        lastFailure.set(name, Date.now());
         return { requeueAfterMs: RECONNECT_MS };
       }
-      return { requeueAfterMs: 10_000 };
+      return { requeueAfterMs: HEARTBEAT_MS };
     },
   });
 
@@ -82,7 +88,9 @@ export function instanceManagerController(ctx: ControllerContext): Controller {
             { type: i.type, state: i.state, port: i.port, pid: i.pid, errorMsg: i.errorMsg },
           ]),
         );
-        st.lastHeartbeatAt = nowIso();
+        // Coarse on purpose: a write per change of the instance list, not per reconcile.
+        if (!st.lastHeartbeatAt || Date.now() - Date.parse(st.lastHeartbeatAt) >= HEARTBEAT_MS)
+          st.lastHeartbeatAt = nowIso();
       } else if (s.error !== undefined) {
         st.currentState = 'error';
         // What it ran is unknown now: a node that is down runs nothing we can reach.
@@ -90,7 +98,8 @@ export function instanceManagerController(ctx: ControllerContext): Controller {
           i.state = 'unknown';
           i.errorMsg = `instance manager unreachable: ${s.error}`;
         }
-      } else if (st.currentState !== 'running') {
+      } else if (st.currentState === 'unknown') {
+        // Connecting for the first time; a reconnect keeps the last known state until it answers.
         st.currentState = 'starting';
       }
     });

@@ -5,7 +5,7 @@ import { getCondition, setCondition } from '../model/conditions.js';
 import { nowIso } from '../model/meta.js';
 import { DiskConditionType, type DiskStatus, NodeConditionType } from '../model/node.js';
 import type { ControllerContext } from './context.js';
-import { readDiskInfo } from './disk-identity.js';
+import { type DiskInfo, readDiskInfo } from './disk-identity.js';
 import { Controller } from './runtime/controller.js';
 import { patchStatus } from './write.js';
 
@@ -17,6 +17,7 @@ function fmtBytes(n: number): string {
 
 export function nodeController(ctx: ControllerContext): Controller {
   const log = ctx.log.child({ controller: 'node' });
+  const diskCache = new Map<string, { at: number; info: DiskInfo }>();
   return new Controller({
     name: 'node',
     logger: log,
@@ -42,7 +43,15 @@ export function nodeController(ctx: ControllerContext): Controller {
           filesystemType: old?.filesystemType ?? '',
         };
         try {
-          const info = await readDiskInfo(disk.path, !old?.diskUUID);
+          // statfs at most every DISK_POLL_MS per disk: the node's own status write wakes this
+          // controller, and under I/O every statfs finds a new free-space figure.
+          const key = `${name}/${diskName}/${disk.path}`;
+          const cached = diskCache.get(key);
+          const info =
+            cached && Date.now() - cached.at < DISK_POLL_MS
+              ? cached.info
+              : await readDiskInfo(disk.path, !old?.diskUUID);
+          if (!cached || cached.info !== info) diskCache.set(key, { at: Date.now(), info });
           if (old?.diskUUID && info.diskUUID !== old.diskUUID) {
             throw new Error(
               `the filesystem at ${disk.path} is another disk (UUID ${info.diskUUID}, expected ${old.diskUUID})`,

@@ -25,7 +25,9 @@ export function replicaController(ctx: ControllerContext): Controller {
         if (r.spec.nodeID && imUp && im) {
           // The process goes, then its data: the volume controller deletes a replica only when it
           // is no longer needed.
-          await ctx.clients.instanceManager(im.spec.address).delete(name, { cleanupDataDir: true });
+          const client = ctx.clients.instanceManager(im.spec.address);
+          if (instance) await client.delete(name, { cleanupDataDir: true });
+          else await client.deleteReplicaData(replicaDataDir(r));
           ctx.events.normal(r, 'Deleted', `replica ${name} stopped and its data ${replicaDataDir(r)} removed`);
         } else if (r.spec.nodeID) {
           ctx.events.warning(

@@ -60,6 +60,12 @@ export function instanceService(supervisor: InstanceSupervisor, info: ManagerInf
       })),
     ),
     managerInfo: handleUnary(() => info),
+    replicaDataDelete: handleUnary((req) =>
+      mapped(async () => {
+        supervisor.removeReplicaDataDir(req.dataDir);
+        return {};
+      }),
+    ),
     instanceWatch: (call) => {
       const send = () => call.write(listReply());
       const unsubscribe = supervisor.onChange(send);

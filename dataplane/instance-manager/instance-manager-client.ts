@@ -32,6 +32,11 @@ export class InstanceManagerClient {
     return infoFromProto(await unary(this.grpc.instanceDelete, this.grpc, req, DELETE_DEADLINE_MS));
   }
 
+  /** Removes a replica directory whose process is gone (refused while an instance uses it). */
+  async deleteReplicaData(dataDir: string): Promise<void> {
+    await unary(this.grpc.replicaDataDelete, this.grpc, { dataDir }, QUERY_DEADLINE_MS);
+  }
+
   async get(name: string): Promise<InstanceInfo | undefined> {
     try {
       return infoFromProto(await unary(this.grpc.instanceGet, this.grpc, { name }, QUERY_DEADLINE_MS));

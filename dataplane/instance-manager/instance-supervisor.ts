@@ -2,8 +2,8 @@
 // its own restart adopts those still running. The instance record (state-file.ts) is the single truth
 // for each instance; every change is persisted and announced to watchers.
 import { EventEmitter } from 'node:events';
-import { mkdirSync, rmSync } from 'node:fs';
-import { join, resolve, sep } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { isAbsolute, join, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { InstanceError } from './instance-error.js';
 import { logSize, printedReady, tailLog } from './instance-log.js';
@@ -136,6 +136,25 @@ export class InstanceSupervisor {
     const info = await entry.deleting;
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
     return info;
+  }
+
+  /**
+   * Removes a replica directory that no listed instance uses. It must look like one (a Longhorn
+   * volume.meta inside, or empty) so that a wrong path can never wipe anything else.
+   */
+  removeReplicaDataDir(path: string): void {
+    if (!isAbsolute(path)) throw new InstanceError('invalid', `data_dir must be an absolute path, got "${path}"`);
+    const dir = this.removableDataDir({ type: 'replica', dataDir: path, name: '', volumeName: '', volumeSize: 0 });
+    if (dir === undefined) return;
+    const user = [...this.entries.values()].find(
+      (e) => e.record.spec.dataDir && resolve(e.record.spec.dataDir) === dir,
+    );
+    if (user) throw new InstanceError('invalid', `${dir} is in use by instance ${user.record.name}`);
+    if (!existsSync(dir)) return;
+    const files = readdirSync(dir);
+    if (files.length > 0 && !files.includes('volume.meta'))
+      throw new InstanceError('invalid', `refusing to remove ${dir}: it is not a replica directory (no volume.meta)`);
+    rmSync(dir, { recursive: true, force: true });
   }
 
   /** Clean shutdown of the node's instance manager: engines first (they flush to replicas), then replicas. */

@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { type EmbeddedNode, registerNode, startOrAdoptNode, stopNode } from '../../cli/embedded-nodes.js';
 import { nodePorts } from '../../cli/up-command.js';
 import { type Manager, startManager } from '../../controllers/manager.js';
+import { getCondition } from '../../model/conditions.js';
 import type { Volume } from '../../model/volume.js';
 import { openSqliteStore, type SqliteStore } from '../../store/sqlite-store.js';
 import { waitFor } from './volume-tools.js';
@@ -44,6 +45,18 @@ export async function startControlPlane(opts: { nodes: number }): Promise<TestCo
     await registerNode(store, node, 0);
   }
   let manager = await startManager({ store, managerID: 'manager', logger });
+  // Ready = every node's instance manager answers and its disk is measured: what a test starts from.
+  await waitFor(async () => {
+    const { items } = await store.list('Node');
+    return (
+      items.length === opts.nodes &&
+      items.every(
+        (n) =>
+          getCondition(n.status.conditions, 'Ready').status === 'True' &&
+          Object.values(n.status.diskStatus).every((d) => getCondition(d.conditions, 'Schedulable').status === 'True'),
+      )
+    );
+  }, 30_000);
   const cp: TestControlPlane = {
     dataDir,
     store,

@@ -175,6 +175,11 @@ export interface InstanceDeleteRequest {
   cleanupDataDir: boolean;
 }
 
+export interface ReplicaDataDeleteRequest {
+  /** a replica directory no instance uses (any more) */
+  dataDir: string;
+}
+
 export interface InstanceListReply {
   instances: Instance[];
 }
@@ -830,6 +835,79 @@ export const InstanceDeleteRequest: MessageFns<InstanceDeleteRequest> = {
   },
 };
 
+function createBaseReplicaDataDeleteRequest(): ReplicaDataDeleteRequest {
+  return { dataDir: "" };
+}
+
+export const ReplicaDataDeleteRequest: MessageFns<ReplicaDataDeleteRequest> = {
+  encode(message: ReplicaDataDeleteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.dataDir !== "") {
+      writer.uint32(10).string(message.dataDir);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaDataDeleteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaDataDeleteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.dataDir = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaDataDeleteRequest {
+    return {
+      dataDir: isSet(object.dataDir)
+        ? globalThis.String(object.dataDir)
+        : isSet(object.data_dir)
+        ? globalThis.String(object.data_dir)
+        : "",
+    };
+  },
+
+  toJSON(message: ReplicaDataDeleteRequest): unknown {
+    const obj: any = {};
+    if (message.dataDir !== "") {
+      obj.dataDir = message.dataDir;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicaDataDeleteRequest>, I>>(base?: I): ReplicaDataDeleteRequest {
+    return ReplicaDataDeleteRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicaDataDeleteRequest>, I>>(object: I): ReplicaDataDeleteRequest {
+    const message = createBaseReplicaDataDeleteRequest();
+    message.dataDir = object.dataDir ?? "";
+    return message;
+  },
+};
+
 function createBaseInstanceListReply(): InstanceListReply {
   return { instances: [] };
 }
@@ -1291,6 +1369,20 @@ export const InstanceServiceService = {
     responseSerialize: (value: ManagerInfoReply): Buffer => Buffer.from(ManagerInfoReply.encode(value).finish()),
     responseDeserialize: (value: Buffer): ManagerInfoReply => ManagerInfoReply.decode(value),
   },
+  /**
+   * Remove a replica's directory when its process is already gone (e.g. stopped at detach): the
+   * control plane never touches a node's disks itself.
+   */
+  replicaDataDelete: {
+    path: "/shorthorn.instance.v1.InstanceService/ReplicaDataDelete" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReplicaDataDeleteRequest): Buffer =>
+      Buffer.from(ReplicaDataDeleteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplicaDataDeleteRequest => ReplicaDataDeleteRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
 } as const;
 
 export interface InstanceServiceServer extends UntypedServiceImplementation {
@@ -1308,6 +1400,11 @@ export interface InstanceServiceServer extends UntypedServiceImplementation {
   /** The last lines of the instance's log file (its stdout and stderr). */
   instanceLog: handleUnaryCall<InstanceLogRequest, InstanceLogReply>;
   managerInfo: handleUnaryCall<Empty, ManagerInfoReply>;
+  /**
+   * Remove a replica's directory when its process is already gone (e.g. stopped at detach): the
+   * control plane never touches a node's disks itself.
+   */
+  replicaDataDelete: handleUnaryCall<ReplicaDataDeleteRequest, Empty>;
 }
 
 export interface InstanceServiceClient extends Client {
@@ -1413,6 +1510,25 @@ export interface InstanceServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ManagerInfoReply) => void,
+  ): ClientUnaryCall;
+  /**
+   * Remove a replica's directory when its process is already gone (e.g. stopped at detach): the
+   * control plane never touches a node's disks itself.
+   */
+  replicaDataDelete(
+    request: ReplicaDataDeleteRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  replicaDataDelete(
+    request: ReplicaDataDeleteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  replicaDataDelete(
+    request: ReplicaDataDeleteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
   ): ClientUnaryCall;
 }
 
