@@ -3,6 +3,7 @@
 // touching volume I/O (instance managers own the processes).
 import type { Logger } from 'pino';
 import { KINDS, type Kind } from '../model/kinds.js';
+import type { Node } from '../model/node.js';
 import type { Store } from '../store/store.js';
 import { type ControllerContext, DataplaneClients, type Informers } from './context.js';
 import { engineController } from './engine-controller.js';
@@ -66,15 +67,48 @@ export async function startManager(opts: { store: Store; managerID: string; logg
 
   watchInto(informers.InstanceManager, c.instanceManager);
   watchInto(informers.InstanceManager, c.node, (im) => [im.spec.nodeID]);
-  watchInto(informers.InstanceManager, c.replica, (im) => onNode(im.spec.nodeID, 'Replica'));
-  watchInto(informers.InstanceManager, c.engine, (im) => onNode(im.spec.nodeID, 'Engine'));
-  watchInto(informers.InstanceManager, c.volume, (im) => volumesOnNode(im.spec.nodeID));
+  informers.InstanceManager.onEvent((type, im, old) => {
+    // Only the instances whose entry changed, unless the instance manager itself came or went.
+    const all = type !== 'MODIFIED' || !old || old.status.currentState !== im.status.currentState;
+    const changed = (name: string) =>
+      JSON.stringify(old?.status.instances[name]) !== JSON.stringify(im.status.instances[name]);
+    for (const kind of ['Replica', 'Engine'] as const) {
+      const ctl = kind === 'Replica' ? c.replica : c.engine;
+      const names = all
+        ? onNode(im.spec.nodeID, kind)
+        : [...new Set([...Object.keys(im.status.instances), ...Object.keys(old?.status.instances ?? {})])].filter(
+            (n) => changed(n) && informers[kind].get(n),
+          );
+      for (const n of names) ctl.enqueue(n);
+    }
+  });
+  // Node and instance-manager status is rewritten often (free space, heartbeats); volumes care only
+  // when a node comes or goes, turns (un)ready or (un)schedulable, or its spec changes. Waking every
+  // volume on each status write made a 1,000-volume teardown quadratic (bench:control).
+  const nodeHealth = (n: Node) =>
+    JSON.stringify([
+      n.metadata.generation,
+      n.status.conditions.map((x) => [x.type, x.status]),
+      Object.values(n.status.diskStatus).map((d) => [d.diskUUID, d.conditions.map((x) => [x.type, x.status])]),
+    ]);
+  informers.Node.onEvent((type, n, old) => {
+    if (type === 'MODIFIED' && old && nodeHealth(n) === nodeHealth(old)) return;
+    for (const v of volumesOnNode(n.metadata.name)) c.volume.enqueue(v);
+    if (type !== 'MODIFIED') for (const va of informers.VolumeAttachment.list()) c.attachment.enqueue(va.metadata.name);
+  });
+  informers.InstanceManager.onEvent((type, im, old) => {
+    if (type === 'MODIFIED' && old && old.status.currentState === im.status.currentState) return;
+    for (const v of volumesOnNode(im.spec.nodeID)) c.volume.enqueue(v);
+  });
   watchInto(informers.Node, c.node);
-  watchInto(informers.Node, c.volume, (n) => volumesOnNode(n.metadata.name));
-  watchInto(informers.Node, c.attachment, () => informers.VolumeAttachment.list().map((v) => v.metadata.name));
   watchInto(informers.Replica, c.replica);
   watchInto(informers.Replica, c.volume, (r) => [r.spec.volumeName]);
-  watchInto(informers.Replica, c.node, (r) => (r.spec.nodeID ? [r.spec.nodeID] : []));
+  informers.Replica.onEvent((type, r, old) => {
+    // A node's scheduled storage changes only when a replica lands on, leaves or resizes on a disk.
+    if (type === 'MODIFIED' && old && old.spec.diskID === r.spec.diskID && old.spec.volumeSize === r.spec.volumeSize)
+      return;
+    for (const n of new Set([r.spec.nodeID, old?.spec.nodeID])) if (n) c.node.enqueue(n);
+  });
   watchInto(informers.Replica, c.engine, (r) => [engineNameOf(r.spec.volumeName)]);
   watchInto(informers.Engine, c.engine);
   watchInto(informers.Engine, c.volume, (e) => [e.spec.volumeName]);
