@@ -44,7 +44,10 @@ export async function startOrAdoptNode(opts: {
       const client = new InstanceManagerClient(prev.address);
       try {
         const info = await client.info();
-        if (info.node === opts.name) return { name: opts.name, address: prev.address, pid: prev.pid, diskPath };
+        // That very process, for this node of this data dir: the PID may have been reused, and the
+        // address may now be another data dir's instance manager.
+        if (info.node === opts.name && info.pid === prev.pid && resolve(info.dataDir) === join(dir, 'im'))
+          return { name: opts.name, address: prev.address, pid: prev.pid, diskPath };
       } finally {
         client.close();
       }
@@ -119,4 +122,19 @@ export async function stopNode(node: EmbeddedNode, graceMs = 30_000): Promise<vo
   const deadline = Date.now() + graceMs;
   while (alive(node.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   if (alive(node.pid)) process.kill(node.pid, 'SIGKILL');
+}
+
+/**
+ * Stops the engines of `node`, leaving its instance manager and replicas running: `up` does this on
+ * every node before stopping any of them, so no engine loses a replica (and fails it) while it runs.
+ */
+export async function stopEngines(node: EmbeddedNode): Promise<void> {
+  if (!alive(node.pid)) return;
+  const client = new InstanceManagerClient(node.address);
+  try {
+    const engines = (await client.list()).filter((i) => i.type === 'engine' && i.state !== 'stopped');
+    await Promise.all(engines.map((e) => client.delete(e.name)));
+  } finally {
+    client.close();
+  }
 }
