@@ -1,6 +1,7 @@
 // Start a shorthorn sub-process and wait for its `{"ready":true,...}` line. Used by `shorthorn up`,
 // the tests and the benchmark, so all of them run the real binaries the same way.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const SHORTHORN_BIN = fileURLToPath(new URL('../bin/shorthorn.js', import.meta.url));
@@ -35,17 +36,24 @@ export function startShorthorn(
     ownProcessGroup?: boolean;
     /** Flags for node itself, e.g. --cpu-prof (Node 20 refuses that one in NODE_OPTIONS). */
     nodeArgs?: string[];
+    /**
+     * Append stderr (its logs) to this file instead of a pipe: a process meant to outlive its parent
+     * (an instance manager after `up` is killed) must not lose its logs or write into a dead pipe.
+     */
+    stderrFile?: string;
   } = {},
 ): Promise<ShorthornProcess> {
+  const stderrFd = opts.stderrFile ? openSync(opts.stderrFile, 'a') : undefined;
   const child = spawn(process.execPath, [...DATA_PLANE_NODE_FLAGS, ...(opts.nodeArgs ?? []), SHORTHORN_BIN, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', stderrFd ?? 'pipe'],
     env: { ...process.env, ...opts.env },
     // In its own process group a child does not get the terminal's Ctrl-C: the parent stops it, in order.
     detached: opts.ownProcessGroup ?? false,
   });
+  if (stderrFd !== undefined) closeSync(stderrFd);
   let stderr = '';
   let stdout = '';
-  child.stderr!.on('data', (c: Buffer) => {
+  child.stderr?.on('data', (c: Buffer) => {
     if (opts.logStderr) process.stderr.write(c);
     stderr = (stderr + c.toString()).slice(-64 * 1024);
   });
@@ -78,7 +86,7 @@ export function startShorthorn(
         child,
         pid: child.pid!,
         ready: JSON.parse(line) as Record<string, unknown>,
-        logs: () => stderr,
+        logs: () => (opts.stderrFile ? readTail(opts.stderrFile) : stderr),
         stop,
         kill9,
         exited,
@@ -86,7 +94,19 @@ export function startShorthorn(
     });
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      reject(new Error(`shorthorn ${args.join(' ')} exited (${code ?? signal}) before ready\n${stderr}`));
+      reject(
+        new Error(
+          `shorthorn ${args.join(' ')} exited (${code ?? signal}) before ready\n${opts.stderrFile ? readTail(opts.stderrFile) : stderr}`,
+        ),
+      );
     });
   });
+}
+
+function readTail(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').slice(-64 * 1024);
+  } catch {
+    return '';
+  }
 }

@@ -31,7 +31,6 @@ export async function startOrAdoptNode(opts: {
   name: string;
   imPort: number;
   portRange: string;
-  logStderr?: boolean;
 }): Promise<EmbeddedNode> {
   const dir = resolve(opts.dataDir, 'nodes', opts.name);
   const diskPath = join(dir, 'disk-0');
@@ -68,7 +67,7 @@ export async function startOrAdoptNode(opts: {
       opts.portRange,
     ],
     // Its own process group: Ctrl-C on `up` reaches `up` only, which then stops the nodes in order.
-    { ownProcessGroup: true, logStderr: opts.logStderr ?? false },
+    { ownProcessGroup: true, stderrFile: join(dir, 'instance-manager.log') },
   );
   const address = `127.0.0.1:${opts.imPort}`;
   writeFileSync(pidFile, `${JSON.stringify({ pid: im.pid, address })}\n`);

@@ -168,7 +168,7 @@ export function registerUpCommand(program: Command): void {
       try {
         for (let i = 1; i <= count && !stopping; i++) {
           const node = await track(
-            startOrAdoptNode({ dataDir, name: `node-${i}`, ...nodePorts(base, i), logStderr: true }).then((n) => {
+            startOrAdoptNode({ dataDir, name: `node-${i}`, ...nodePorts(base, i) }).then((n) => {
               nodes.push(n);
               return n;
             }),
