@@ -12,51 +12,54 @@ export function volumeAttachmentController(ctx: ControllerContext): Controller {
   return new Controller({
     name: 'volume-attachment',
     logger: log,
-    reconcile: async (name) => {
-      const va = ctx.informers.VolumeAttachment.get(name);
-      const vol = ctx.informers.Volume.get(name);
-      if (!va || !vol || vol.metadata.deletionTimestamp) return;
-      const tickets = Object.values(va.spec.attachmentTickets).filter((t) => ctx.informers.Node.get(t.nodeID));
-      let desired = '';
-      if (vol.spec.nodeID && tickets.some((t) => t.nodeID === vol.spec.nodeID)) {
-        desired = vol.spec.nodeID;
-      } else if (tickets.length > 0) {
-        const best = [...tickets].sort((a, b) => ticketPriority(b) - ticketPriority(a) || a.id.localeCompare(b.id))[0]!;
-        // Move only once fully detached: a volume is never attached in two places.
-        desired = vol.spec.nodeID === '' && vol.status.currentNodeID === '' ? best.nodeID : '';
-      }
-      const disableFrontend = tickets.filter((t) => t.nodeID === desired).every((t) => t.parameters.disableFrontend);
-      if (vol.spec.nodeID !== desired || (desired && vol.spec.disableFrontend !== disableFrontend)) {
-        await patchSpec(ctx.store, 'Volume', vol, (s) => {
-          s.nodeID = desired;
-          if (desired) s.disableFrontend = disableFrontend;
-        });
-      }
-      await patchStatus(ctx.store, 'VolumeAttachment', va, (s) => {
-        s.attachmentTicketStatuses = Object.fromEntries(
-          Object.values(va.spec.attachmentTickets).map((t) => {
-            const known = !!ctx.informers.Node.get(t.nodeID);
-            const satisfied = known && vol.status.state === 'attached' && vol.status.currentNodeID === t.nodeID;
-            return [
-              t.id,
-              {
-                id: t.id,
-                satisfied,
-                conditions: known
-                  ? []
-                  : [
-                      {
-                        type: 'Satisfied',
-                        status: 'False',
-                        reason: 'NodeNotFound',
-                        message: `node ${t.nodeID} does not exist`,
-                      },
-                    ],
-              },
-            ];
-          }),
-        );
-      });
-    },
+    reconcile: (name) => reconcileVolumeAttachment(ctx, name),
+  });
+}
+
+/** One sync of the VolumeAttachment `name` (exported for single-pass controller tests). */
+export async function reconcileVolumeAttachment(ctx: ControllerContext, name: string): Promise<void> {
+  const va = ctx.informers.VolumeAttachment.get(name);
+  const vol = ctx.informers.Volume.get(name);
+  if (!va || !vol || vol.metadata.deletionTimestamp) return;
+  const tickets = Object.values(va.spec.attachmentTickets).filter((t) => ctx.informers.Node.get(t.nodeID));
+  let desired = '';
+  if (vol.spec.nodeID && tickets.some((t) => t.nodeID === vol.spec.nodeID)) {
+    desired = vol.spec.nodeID;
+  } else if (tickets.length > 0) {
+    const best = [...tickets].sort((a, b) => ticketPriority(b) - ticketPriority(a) || a.id.localeCompare(b.id))[0]!;
+    // Move only once fully detached: a volume is never attached in two places.
+    desired = vol.spec.nodeID === '' && vol.status.currentNodeID === '' ? best.nodeID : '';
+  }
+  const disableFrontend = tickets.filter((t) => t.nodeID === desired).every((t) => t.parameters.disableFrontend);
+  if (vol.spec.nodeID !== desired || (desired && vol.spec.disableFrontend !== disableFrontend)) {
+    await patchSpec(ctx.store, 'Volume', vol, (s) => {
+      s.nodeID = desired;
+      if (desired) s.disableFrontend = disableFrontend;
+    });
+  }
+  await patchStatus(ctx.store, 'VolumeAttachment', va, (s) => {
+    s.attachmentTicketStatuses = Object.fromEntries(
+      Object.values(va.spec.attachmentTickets).map((t) => {
+        const known = !!ctx.informers.Node.get(t.nodeID);
+        const satisfied = known && vol.status.state === 'attached' && vol.status.currentNodeID === t.nodeID;
+        return [
+          t.id,
+          {
+            id: t.id,
+            satisfied,
+            conditions: known
+              ? []
+              : [
+                  {
+                    type: 'Satisfied',
+                    status: 'False',
+                    reason: 'NodeNotFound',
+                    message: `node ${t.nodeID} does not exist`,
+                  },
+                ],
+          },
+        ];
+      }),
+    );
   });
 }

@@ -9,7 +9,7 @@ import type { Replica } from '../model/replica.js';
 import { type Volume, VolumeConditionType, type VolumeRobustness, type VolumeState } from '../model/volume.js';
 import type { ControllerContext } from './context.js';
 import { engineNameOf, FINALIZER, VOLUME_LABEL } from './labels.js';
-import { Controller } from './runtime/controller.js';
+import { Controller, type ReconcileResult } from './runtime/controller.js';
 import { cleanupReplicas, isUsable, replenish, syncReplicaHealth } from './volume-replicas.js';
 import { addFinalizer, patchSpec, patchStatus, removeFinalizer } from './write.js';
 
@@ -18,31 +18,34 @@ const SALVAGE_WINDOW_MS = 60_000;
 
 export function volumeController(ctx: ControllerContext): Controller {
   const log = ctx.log.child({ controller: 'volume' });
-  return new Controller({
-    name: 'volume',
-    logger: log,
-    reconcile: async (name) => {
-      let vol = ctx.informers.Volume.get(name);
-      if (!vol) return;
-      const replicasOf = () => ctx.informers.Replica.list().filter((r) => r.spec.volumeName === name);
-      if (vol.metadata.deletionTimestamp) return teardown(ctx, vol, replicasOf());
-      vol = await addFinalizer(ctx.store, 'Volume', vol, FINALIZER);
-      await ensureAttachment(ctx, vol);
-      const engine = await ensureEngine(ctx, vol);
-      const engineUp = engine.status.currentState === 'running' && engine.spec.desireState === 'running';
-      let replicas = await syncReplicaHealth(ctx, engineUp ? engine : undefined, replicasOf());
+  return new Controller({ name: 'volume', logger: log, reconcile: (name) => reconcileVolume(ctx, name) });
+}
 
-      const salvaged = await autoSalvage(ctx, vol, engine, replicas);
-      if (salvaged) return { requeueAfterMs: 200 };
-      const rep = await replenish(ctx, vol, replicas, engine);
-      await cleanupReplicas(ctx, vol, replicas);
-      replicas = replicasOf();
-      const { state, requeueAfterMs } = await attachDetach(ctx, vol, engine, replicas);
-      await writeStatus(ctx, vol, engine, replicas, state, rep.unschedulable);
-      const next = [requeueAfterMs, rep.requeueAfterMs].filter((x): x is number => x !== undefined);
-      return next.length ? { requeueAfterMs: Math.min(...next) } : undefined;
-    },
-  });
+/** One sync of volume `name` (exported for single-pass controller tests). */
+export async function reconcileVolume(ctx: ControllerContext, name: string): Promise<ReconcileResult | undefined> {
+  let vol = ctx.informers.Volume.get(name);
+  if (!vol) return;
+  const replicasOf = () => ctx.informers.Replica.list().filter((r) => r.spec.volumeName === name);
+  if (vol.metadata.deletionTimestamp) {
+    await teardown(ctx, vol, replicasOf());
+    return;
+  }
+  vol = await addFinalizer(ctx.store, 'Volume', vol, FINALIZER);
+  await ensureAttachment(ctx, vol);
+  const engine = await ensureEngine(ctx, vol);
+  const engineUp = engine.status.currentState === 'running' && engine.spec.desireState === 'running';
+  let replicas = await syncReplicaHealth(ctx, engineUp ? engine : undefined, replicasOf());
+
+  const salvaged = await autoSalvage(ctx, vol, engine, replicas);
+  if (salvaged) return { requeueAfterMs: 200 };
+  const rep = await replenish(ctx, vol, replicas, engine);
+  // As replenish left them: a failed replica it just reused is no longer a failed one to clean up.
+  await cleanupReplicas(ctx, vol, replicasOf());
+  replicas = replicasOf();
+  const { state, requeueAfterMs } = await attachDetach(ctx, vol, engine, replicas);
+  await writeStatus(ctx, vol, engine, replicas, state, rep.unschedulable);
+  const next = [requeueAfterMs, rep.requeueAfterMs].filter((x): x is number => x !== undefined);
+  return next.length ? { requeueAfterMs: Math.min(...next) } : undefined;
 }
 
 async function teardown(ctx: ControllerContext, vol: Volume, replicas: Replica[]) {

@@ -113,9 +113,14 @@ export async function replenish(
   if (!creating) {
     const running = engine?.status.currentState === 'running' && engine.spec.desireState === 'running';
     if (!running || ctx.settings.int('concurrent-replica-rebuild-per-node-limit') === 0) return notNow();
-    // One rebuild at a time per volume: every usable replica must already be RW in the engine.
+    // One rebuild at a time per volume: every usable replica must already be RW in the engine. With
+    // none usable the volume is faulted, not degraded: there is nothing to rebuild from (salvage's case).
     const modes = engine.status.replicaModeMap;
-    if (usable.some((r) => modes[r.metadata.name] !== 'RW')) return notNow();
+    if (usable.length === 0 || usable.some((r) => modes[r.metadata.name] !== 'RW')) return notNow();
+    // Longhorn's hasEngineStatusSynced: a replica that just failed stays in the engine (ERR) until the
+    // engine controller drops it; reusing it before would put it straight back in ERR.
+    const inEngine = (r: Replica) => r.metadata.name in modes || r.metadata.name in engine.spec.replicaAddressMap;
+    if (replicas.some((r) => !isUsable(r) && inEngine(r))) return notNow();
     const candidates = replicas
       .filter((r) => reusable(r))
       .sort((a, b) => b.spec.failedAt.localeCompare(a.spec.failedAt));
