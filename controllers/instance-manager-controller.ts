@@ -85,7 +85,7 @@ export function instanceManagerController(ctx: ControllerContext): Controller {
         st.instances = Object.fromEntries(
           s.instances.map((i) => [
             i.name,
-            { type: i.type, state: i.state, port: i.port, pid: i.pid, errorMsg: i.errorMsg },
+            { type: i.type, state: i.state, port: i.port, pid: i.pid, errorMsg: i.errorMsg, startedAt: i.startedAt },
           ]),
         );
         // Coarse on purpose: a write per change of the instance list, not per reconcile.

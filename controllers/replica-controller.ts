@@ -50,9 +50,15 @@ export function replicaController(ctx: ControllerContext): Controller {
       }
       const client = ctx.clients.instanceManager(im.spec.address);
       if (r.spec.desireState === 'running') {
-        if (!instance || instance.state === 'stopped') {
-          // An instance in error stays until the volume controller has seen the failure and
-          // stopped it: restarting it here would hide the failure from the engine's bookkeeping.
+        // An instance in error stays until the volume controller has recorded the failure
+        // (lastFailedAt after the process started): restarting it before would hide the failure. Once
+        // recorded, a cleared failedAt means "use it again" (reuse for a rebuild, or salvage).
+        const failureSeen =
+          instance?.state === 'error' &&
+          !r.spec.failedAt &&
+          r.spec.lastFailedAt !== '' &&
+          (instance.startedAt === '' || Date.parse(instance.startedAt) <= Date.parse(r.spec.lastFailedAt));
+        if (!instance || instance.state === 'stopped' || failureSeen) {
           await patchStatus(ctx.store, 'Replica', r, (s) => {
             s.currentState = 'starting';
             s.errorMsg = '';

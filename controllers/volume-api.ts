@@ -156,6 +156,9 @@ export class VolumeApi {
       if (!check.success) throw invalid('size', check.error.issues[0]!.message);
       if (size < vol.spec.size)
         throw invalid('size', `shrinking is not supported (${size} < current ${vol.spec.size})`);
+      // Online only: the engine grows every replica together (Longhorn's expansion snapshot).
+      if (vol.status.state !== 'attached')
+        throw invalidState(`volume "${name}" is ${vol.status.state}; attach it to expand it (expansion is online)`);
       vol.spec.size = size;
       return this.store.update('Volume', vol);
     });

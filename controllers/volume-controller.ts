@@ -15,6 +15,7 @@ import { addFinalizer, patchSpec, patchStatus, removeFinalizer } from './write.j
 
 /** Longhorn's AutoSalvageTimeLimit: replicas that failed within this of the last failure are candidates. */
 const SALVAGE_WINDOW_MS = 60_000;
+const SALVAGE_PAUSE_MS = 30_000;
 
 export function volumeController(ctx: ControllerContext): Controller {
   const log = ctx.log.child({ controller: 'volume' });
@@ -123,14 +124,23 @@ function replicaAddress(r: Replica): string {
  * best by revision counter; the rest are rebuilt.
  */
 async function autoSalvage(ctx: ControllerContext, vol: Volume, engine: Engine, replicas: Replica[]): Promise<boolean> {
-  if (replicas.length === 0 || replicas.some(isUsable) || !vol.spec.nodeID) return false;
+  if (replicas.length === 0 || !vol.spec.nodeID) return false;
+  const engineUp = engine.status.currentState === 'running' && engine.spec.desireState === 'running';
+  const rw = replicas.some((r) => isUsable(r) && engine.status.replicaModeMap[r.metadata.name] === 'RW');
+  // Faulted: every replica failed, or the engine runs with no RW replica left (e.g. one was being
+  // reused for a rebuild when the last good one died: nothing to rebuild from any more).
+  if (!(!replicas.some(isUsable) || (engineUp && !rw))) return false;
   if (!ctx.settings.bool('auto-salvage')) return false;
-  const withData = replicas.filter((r) => r.spec.failedAt && r.spec.lastHealthyAt && !r.metadata.deletionTimestamp);
+  // Not in a loop: replicas that fail again right after a salvage get a pause before the next one.
+  if (vol.status.lastAutoSalvagedAt && Date.now() - Date.parse(vol.status.lastAutoSalvagedAt) < SALVAGE_PAUSE_MS)
+    return false;
+  const failedAt = (r: Replica) => Date.parse(r.spec.lastFailedAt);
+  const withData = replicas.filter((r) => r.spec.lastHealthyAt && r.spec.lastFailedAt && !r.metadata.deletionTimestamp);
   if (withData.length === 0) return false;
-  const last = Math.max(...withData.map((r) => Date.parse(r.spec.failedAt)));
+  const last = Math.max(...withData.map(failedAt));
   const candidates = withData.filter((r) => {
     const im = ctx.informers.InstanceManager.list().find((i) => i.spec.nodeID === r.spec.nodeID);
-    return last - Date.parse(r.spec.failedAt) <= SALVAGE_WINDOW_MS && im?.status.currentState === 'running';
+    return last - failedAt(r) <= SALVAGE_WINDOW_MS && im?.status.currentState === 'running';
   });
   if (candidates.length === 0) return false;
   // The engine restarts on the salvaged replicas: stop it first so it starts with a clean set.
@@ -142,6 +152,14 @@ async function autoSalvage(ctx: ControllerContext, vol: Volume, engine: Engine, 
   for (const r of candidates) {
     await patchSpec(ctx.store, 'Replica', r, (s) => {
       s.failedAt = '';
+    });
+  }
+  // Anything else (a half-rebuilt newcomer) must not start with the engine as if it held the data.
+  for (const r of replicas.filter((x) => isUsable(x) && !candidates.includes(x))) {
+    await patchSpec(ctx.store, 'Replica', r, (s) => {
+      s.failedAt = nowIso();
+      s.lastFailedAt = s.failedAt;
+      s.desireState = 'stopped';
     });
   }
   await patchStatus(ctx.store, 'Volume', vol, (s) => {
@@ -219,6 +237,14 @@ async function attachDetach(
       }
       s.replicaAddressMap = next;
     });
+    // The engine grew its replicas (online expansion): they restart with the new size from now on.
+    for (const r of usable) {
+      if (engine.status.currentSize > r.spec.volumeSize && engine.status.replicaModeMap[r.metadata.name] === 'RW') {
+        await patchSpec(ctx.store, 'Replica', r, (s) => {
+          s.volumeSize = engine.status.currentSize;
+        });
+      }
+    }
     if (engine.status.currentState === 'running') {
       if (vol.status.state !== 'attached')
         ctx.events.normal(vol, 'Attached', `volume ${vol.metadata.name} attached to ${want}`);

@@ -16,6 +16,8 @@ export const instanceProcessStatus = z.object({
   port: z.number().int(),
   pid: z.number().int(),
   errorMsg: z.string().default(''),
+  /** When the process was started (RFC 3339); tells a failure already seen from a new one. */
+  startedAt: z.string().default(''),
 });
 
 export const instanceManagerStatus = z.object({

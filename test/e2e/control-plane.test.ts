@@ -11,7 +11,7 @@ import { InstanceManagerClient } from '../../dataplane/instance-manager/instance
 import { getCondition } from '../../model/conditions.js';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { startTool } from '../helpers/tools.js';
-import { FIO, fio, MiB, sleep, waitFor } from '../helpers/volume-tools.js';
+import { FIO, fio, MiB, python, sleep, waitFor } from '../helpers/volume-tools.js';
 
 let cp: TestControlPlane | undefined;
 afterEach(async () => {
@@ -165,6 +165,7 @@ describe('control plane on shorthorn up --nodes 4', () => {
     await expectError(api.attachVolume('nope', 'node-1'), 'NotFound', undefined, /volume "nope"/);
     await expectError(api.createVolume({ name: 'ok', size: MiB, numberOfReplicas: 1 }), 'Conflict');
     await expectError(api.expandVolume('ok', MiB / 2), 'ValidationError', 'size', /shrink/);
+    await expectError(api.expandVolume('ok', 2 * MiB), 'InvalidState', undefined, /attach it to expand/);
     await expectError(api.updateSetting('default-replica-count', 'three'), 'ValidationError', 'value');
     const va = await cp.store.get('VolumeAttachment', 'ok');
     expect(va?.spec.attachmentTickets).toEqual({});
@@ -197,5 +198,70 @@ describe('control plane on shorthorn up --nodes 4', () => {
       const m = await cp!.store.get('Node', node.name);
       return getCondition(m?.status.conditions ?? [], 'Schedulable').status === 'True';
     }, 30_000);
+  });
+
+  it('snapshots and purge, online expansion, and auto-salvage when every replica dies', async () => {
+    cp = await startControlPlane({ nodes: 2 });
+    const api = cp.manager.api;
+    await api.createVolume({ name: 'vol2', size: 32 * MiB, numberOfReplicas: 2 });
+    await waitFor(async () => (await replicasOf('vol2')).filter((r) => r.spec.nodeID).length === 2, 30_000);
+    await api.attachVolume('vol2', 'node-1');
+    const v = await cp.waitVolume('vol2', (x) => x.status.robustness === 'healthy' && x.status.endpoint !== '', 60_000);
+    const nbd = (script: string, args: string[] = []) =>
+      python(`import nbd, sys, hashlib\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\n${script}`, [
+        v.status.endpoint,
+        ...args,
+      ]);
+    const write = await nbd(
+      'h.pwrite(bytes([7]) * (4 << 20), 0)\nh.flush()\nprint(hashlib.sha256(h.pread(4 << 20, 0)).hexdigest())',
+    );
+    expect(write.code, write.stderr).toBe(0);
+    const sum = write.stdout.trim();
+
+    // A snapshot taken through the control plane shows up as a resource with the engine's data…
+    await api.createSnapshot('vol2', 'before-upgrade', { reason: 'test' });
+    await waitFor(async () => (await cp!.store.get('Snapshot', 'before-upgrade'))?.status.readyToUse === true, 30_000);
+    const snap = (await cp.store.get('Snapshot', 'before-upgrade'))!;
+    expect(snap.status).toMatchObject({ userCreated: true, markRemoved: false, labels: { reason: 'test' } });
+    expect(snap.status.creationTime).not.toBe('');
+    // …and deleting it removes it from the engine's chain (remove + purge).
+    await api.deleteSnapshot('before-upgrade');
+    await waitFor(async () => (await cp!.store.get('Snapshot', 'before-upgrade')) === undefined, 30_000);
+    await waitFor(async () => {
+      const e = await cp!.store.get('Engine', 'vol2-e-0');
+      return !!e && !e.status.snapshots['before-upgrade'];
+    }, 30_000);
+
+    // Online expansion: a new NBD connection sees the new size; shrinking is refused.
+    await api.expandVolume('vol2', 48 * MiB);
+    await cp.waitVolume('vol2', (x) => x.status.currentSize === 48 * MiB, 30_000);
+    const size = await nbd('print(h.get_size())');
+    expect(Number(size.stdout.trim()), size.stderr).toBe(48 * MiB);
+
+    // Every replica SIGKILLed: faulted, then auto-salvage brings the volume back with its data.
+    for (const n of cp.nodes) {
+      const client = new InstanceManagerClient(n.address);
+      try {
+        for (const i of await client.list())
+          if (i.type === 'replica' && i.volumeName === 'vol2') process.kill(i.pid, 'SIGKILL');
+      } finally {
+        client.close();
+      }
+    }
+    await waitFor(
+      async () => (await cp!.store.list('Event')).items.some((e) => e.spec.reason === 'AutoSalvaged'),
+      60_000,
+    );
+    const back = await cp.waitVolume(
+      'vol2',
+      (x) => x.status.state === 'attached' && x.status.robustness === 'healthy' && x.status.endpoint !== '',
+      90_000,
+    );
+    expect(back.status.lastAutoSalvagedAt).not.toBe('');
+    const after = await python(
+      'import nbd, sys, hashlib\nh = nbd.NBD()\nh.connect_uri(sys.argv[1])\nprint(hashlib.sha256(h.pread(4 << 20, 0)).hexdigest())',
+      [back.status.endpoint],
+    );
+    expect(after.stdout.trim(), `${after.stderr}\n${managerLog()}`).toBe(sum);
   });
 });
