@@ -204,6 +204,33 @@ function mark(): Mark {
   };
 }
 
+function storeWrites(): number {
+  const c = counting!.counts();
+  return (c['create'] ?? 0) + (c['update'] ?? 0) + (c['updateStatus'] ?? 0) + (c['delete'] ?? 0);
+}
+
+/**
+ * Waits until the store has seen no write for `quietMs` and returns the mark of the last write: the
+ * controllers have finished, not just reached the state the caller looks for (statuses of replicas
+ * and engines keep settling after the volumes look done).
+ */
+async function quiesce(quietMs = 1000, timeoutMs = 300_000): Promise<Mark> {
+  let last = storeWrites();
+  let lastMark = mark();
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await sleep(100);
+    const now = storeWrites();
+    if (now !== last) {
+      last = now;
+      lastMark = mark();
+    } else if (performance.now() - lastMark.at >= quietMs) {
+      return lastMark;
+    }
+    if (Date.now() > deadline) throw new Error(`store still written to after ${timeoutMs} ms`);
+  }
+}
+
 function phase(name: string, a: Mark, b: Mark): Phase {
   const counts: Record<string, number> = {};
   for (const op of OPS) counts[op] = (b.counts[op] ?? 0) - (a.counts[op] ?? 0);
@@ -325,7 +352,7 @@ async function main(o: Options): Promise<void> {
     return { done, total: o.volumes };
   };
   await until('reconciled', reconciled, settleTimeout);
-  const m2 = mark();
+  const m2 = await quiesce();
   // The same, from the store itself (the informers could lag): every volume, engine and replica there.
   const [vols, reps, engs] = [
     (await sqlite.list('Volume')).items,
@@ -363,7 +390,7 @@ async function main(o: Options): Promise<void> {
     },
     settleTimeout,
   );
-  const m5 = mark();
+  const m5 = await quiesce();
   const leftInStore = (await Promise.all((['Volume', 'Replica', 'Engine'] as const).map((k) => sqlite!.list(k)))).map(
     (r) => r.items.length,
   );

@@ -21,6 +21,9 @@ import { ensureDefaultSettings, VolumeApi } from './volume-api.js';
 import { volumeAttachmentController } from './volume-attachment-controller.js';
 import { volumeController } from './volume-controller.js';
 
+/** How long replica changes are gathered before a node's scheduled storage is recomputed. */
+const NODE_BATCH_MS = 500;
+
 export interface Manager {
   api: VolumeApi;
   ctx: ControllerContext;
@@ -100,14 +103,22 @@ export async function startManager(opts: { store: Store; managerID: string; logg
     if (type === 'MODIFIED' && old && old.status.currentState === im.status.currentState) return;
     for (const v of volumesOnNode(im.spec.nodeID)) c.volume.enqueue(v);
   });
-  watchInto(informers.Node, c.node);
+  informers.Node.onEvent((type, n, old) => {
+    // Its own status writes come back here: gather them (a burst of replica placements rewrites the
+    // node's scheduled storage) unless a person changed the spec, which is acted on at once.
+    if (type === 'MODIFIED' && old && old.metadata.generation === n.metadata.generation)
+      c.node.enqueueAfter(n.metadata.name, NODE_BATCH_MS);
+    else c.node.enqueue(n.metadata.name);
+  });
   watchInto(informers.Replica, c.replica);
   watchInto(informers.Replica, c.volume, (r) => [r.spec.volumeName]);
   informers.Replica.onEvent((type, r, old) => {
     // A node's scheduled storage changes only when a replica lands on, leaves or resizes on a disk.
     if (type === 'MODIFIED' && old && old.spec.diskID === r.spec.diskID && old.spec.volumeSize === r.spec.volumeSize)
       return;
-    for (const n of new Set([r.spec.nodeID, old?.spec.nodeID])) if (n) c.node.enqueue(n);
+    // Batched: a burst of replica changes (1,000 volumes deleted) costs one node status write per
+    // half second, not one per replica.
+    for (const n of new Set([r.spec.nodeID, old?.spec.nodeID])) if (n) c.node.enqueueAfter(n, NODE_BATCH_MS);
   });
   watchInto(informers.Replica, c.engine, (r) => [engineNameOf(r.spec.volumeName)]);
   watchInto(informers.Engine, c.engine);

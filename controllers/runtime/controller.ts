@@ -90,6 +90,10 @@ export class Controller {
       } finally {
         this.queue.done(key);
       }
+      // Yield to the event loop between reconciles. With the embedded store every call is synchronous,
+      // so a burst of reconciles chains through microtasks alone and would starve timers (requeueAfter,
+      // batching) and sockets (gRPC streams, the API) until the burst ends.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 
