@@ -11,7 +11,7 @@ import { patchStatus, removeFinalizer } from './write.js';
 const CALL_MS = 30_000;
 
 function engineClient(ctx: ControllerContext, e: Engine | undefined) {
-  if (!e || e.status.currentState !== 'running' || !e.status.port) return undefined;
+  if (e?.status.currentState !== 'running' || !e.status.port) return undefined;
   return ctx.clients.engine(`${e.status.ip}:${e.status.port}`);
 }
 

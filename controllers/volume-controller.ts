@@ -10,7 +10,7 @@ import { type Volume, VolumeConditionType, type VolumeRobustness, type VolumeSta
 import type { ControllerContext } from './context.js';
 import { engineNameOf, FINALIZER, VOLUME_LABEL } from './labels.js';
 import { Controller, type ReconcileResult } from './runtime/controller.js';
-import { cleanupReplicas, isUsable, replenish, syncReplicaHealth } from './volume-replicas.js';
+import { cleanupReplicas, isActive, markEvictions, replenish, syncReplicaHealth } from './volume-replicas.js';
 import { addFinalizer, patchSpec, patchStatus, removeFinalizer } from './write.js';
 
 /** Longhorn's AutoSalvageTimeLimit: replicas that failed within this of the last failure are candidates. */
@@ -36,6 +36,7 @@ export async function reconcileVolume(ctx: ControllerContext, name: string): Pro
   const engine = await ensureEngine(ctx, vol);
   const engineUp = engine.status.currentState === 'running' && engine.spec.desireState === 'running';
   let replicas = await syncReplicaHealth(ctx, engineUp ? engine : undefined, replicasOf());
+  replicas = await markEvictions(ctx, vol, replicas);
 
   const salvaged = await autoSalvage(ctx, vol, engine, replicas);
   if (salvaged) return { requeueAfterMs: 200 };
@@ -126,10 +127,10 @@ function replicaAddress(r: Replica): string {
 async function autoSalvage(ctx: ControllerContext, vol: Volume, engine: Engine, replicas: Replica[]): Promise<boolean> {
   if (replicas.length === 0 || !vol.spec.nodeID) return false;
   const engineUp = engine.status.currentState === 'running' && engine.spec.desireState === 'running';
-  const rw = replicas.some((r) => isUsable(r) && engine.status.replicaModeMap[r.metadata.name] === 'RW');
+  const rw = replicas.some((r) => isActive(r) && engine.status.replicaModeMap[r.metadata.name] === 'RW');
   // Faulted: every replica failed, or the engine runs with no RW replica left (e.g. one was being
   // reused for a rebuild when the last good one died: nothing to rebuild from any more).
-  if (!(!replicas.some(isUsable) || (engineUp && !rw))) return false;
+  if (!(!replicas.some(isActive) || (engineUp && !rw))) return false;
   if (!ctx.settings.bool('auto-salvage')) return false;
   // Not in a loop: replicas that fail again right after a salvage get a pause before the next one.
   if (vol.status.lastAutoSalvagedAt && Date.now() - Date.parse(vol.status.lastAutoSalvagedAt) < SALVAGE_PAUSE_MS)
@@ -155,7 +156,7 @@ async function autoSalvage(ctx: ControllerContext, vol: Volume, engine: Engine, 
     });
   }
   // Anything else (a half-rebuilt newcomer) must not start with the engine as if it held the data.
-  for (const r of replicas.filter((x) => isUsable(x) && !candidates.includes(x))) {
+  for (const r of replicas.filter((x) => isActive(x) && !candidates.includes(x))) {
     await patchSpec(ctx.store, 'Replica', r, (s) => {
       s.failedAt = nowIso();
       s.lastFailedAt = s.failedAt;
@@ -181,7 +182,8 @@ async function attachDetach(
 ): Promise<{ state: VolumeState; requeueAfterMs?: number }> {
   const want = vol.spec.nodeID;
   const cur = vol.status.currentNodeID;
-  const usable = replicas.filter((r) => isUsable(r) && r.spec.nodeID);
+  // Replicas being evicted keep serving until their replacement is healthy: they stay in the engine.
+  const usable = replicas.filter((r) => isActive(r) && r.spec.nodeID);
   if (want && (!cur || cur === want)) {
     for (const r of usable) {
       if (r.spec.desireState !== 'running') {
@@ -287,10 +289,10 @@ async function writeStatus(
   unschedulable: string | undefined,
 ) {
   const attached = state === 'attached';
-  const rw = replicas.filter((r) => isUsable(r) && engine.status.replicaModeMap[r.metadata.name] === 'RW').length;
+  const rw = replicas.filter((r) => isActive(r) && engine.status.replicaModeMap[r.metadata.name] === 'RW').length;
   let robustness: VolumeRobustness;
   if (attached) robustness = rw >= vol.spec.numberOfReplicas ? 'healthy' : rw > 0 ? 'degraded' : 'faulted';
-  else robustness = replicas.length > 0 && !replicas.some(isUsable) ? 'faulted' : 'unknown';
+  else robustness = replicas.length > 0 && !replicas.some(isActive) ? 'faulted' : 'unknown';
   const before = vol.status.robustness;
   if (before !== robustness && (attached || robustness === 'faulted')) {
     const msg = `volume ${vol.metadata.name} is ${robustness}: ${rw} of ${vol.spec.numberOfReplicas} replicas RW`;

@@ -13,6 +13,12 @@ import { patchSpec } from './write.js';
 
 export const MAX_REBUILD_RETRIES = 5;
 
+/** Not failed, not being deleted: it holds (or is getting) the volume's data. */
+export function isActive(r: Replica): boolean {
+  return !r.spec.failedAt && r.spec.active && !r.metadata.deletionTimestamp;
+}
+
+/** Active and staying: counts toward numberOfReplicas (one being evicted is replaced, then removed). */
 export function isUsable(r: Replica): boolean {
   return !r.spec.failedAt && r.spec.active && !r.spec.evictionRequested && !r.metadata.deletionTimestamp;
 }
@@ -80,6 +86,35 @@ function reusable(r: Replica): boolean {
   );
 }
 
+/**
+ * Replicas on a node or disk whose eviction was requested are flagged (and unflagged when the request
+ * is withdrawn): a flagged replica no longer counts, so a replacement is built elsewhere, and it is
+ * removed once the replacement is healthy.
+ */
+export async function markEvictions(ctx: ControllerContext, vol: Volume, replicas: Replica[]): Promise<Replica[]> {
+  const out: Replica[] = [];
+  for (let r of replicas) {
+    if (isActive(r) && r.spec.nodeID) {
+      const node = ctx.informers.Node.get(r.spec.nodeID);
+      const disk = node && Object.entries(node.status.diskStatus).find(([, d]) => d.diskUUID === r.spec.diskID);
+      const evict = !!node && (node.spec.evictionRequested || !!(disk && node.spec.disks[disk[0]]?.evictionRequested));
+      if (evict !== r.spec.evictionRequested) {
+        r = await patchSpec(ctx.store, 'Replica', r, (s) => {
+          s.evictionRequested = evict;
+        });
+        if (evict)
+          ctx.events.normal(
+            vol,
+            'EvictionRequested',
+            `replica ${r.metadata.name} on ${r.spec.nodeID} will be moved off its node`,
+          );
+      }
+    }
+    out.push(r);
+  }
+  return out;
+}
+
 export interface ReplenishResult {
   /** Why a missing replica could not be placed, for the Scheduled condition. */
   unschedulable?: string;
@@ -120,7 +155,7 @@ export async function replenish(
     // Longhorn's hasEngineStatusSynced: a replica that just failed stays in the engine (ERR) until the
     // engine controller drops it; reusing it before would put it straight back in ERR.
     const inEngine = (r: Replica) => r.metadata.name in modes || r.metadata.name in engine.spec.replicaAddressMap;
-    if (replicas.some((r) => !isUsable(r) && inEngine(r))) return notNow();
+    if (replicas.some((r) => r.spec.failedAt && inEngine(r))) return notNow();
     const candidates = replicas
       .filter((r) => reusable(r))
       .sort((a, b) => b.spec.failedAt.localeCompare(a.spec.failedAt));
@@ -191,7 +226,7 @@ async function createReplica(ctx: ControllerContext, vol: Volume, p: Placement):
  * numberOfReplicas — never the last replica that holds the volume's data.
  */
 export async function cleanupReplicas(ctx: ControllerContext, vol: Volume, replicas: Replica[]): Promise<void> {
-  const safe = replicas.filter((r) => isUsable(r) && r.spec.healthyAt && r.spec.lastHealthyAt >= r.spec.lastFailedAt);
+  const safe = replicas.filter((r) => isActive(r) && r.spec.healthyAt && r.spec.lastHealthyAt >= r.spec.lastFailedAt);
   const staleMs = vol.spec.staleReplicaTimeout * 60_000;
   for (const r of replicas) {
     if (!r.spec.failedAt || r.metadata.deletionTimestamp) continue;
@@ -207,6 +242,17 @@ export async function cleanupReplicas(ctx: ControllerContext, vol: Volume, repli
     }
   }
   const healthy = replicas.filter((r) => isUsable(r) && r.spec.healthyAt);
+  // An evicted replica goes once enough others are healthy without it (its replacement rebuilt).
+  const evicted = replicas.find((r) => isActive(r) && r.spec.evictionRequested);
+  if (evicted && healthy.length >= vol.spec.numberOfReplicas) {
+    await ctx.store.delete('Replica', evicted.metadata.name);
+    ctx.events.normal(
+      vol,
+      'ReplicaEvicted',
+      `replica ${evicted.metadata.name} removed from ${evicted.spec.nodeID}: eviction requested, ${healthy.length} healthy replicas elsewhere`,
+    );
+    return;
+  }
   if (healthy.length > vol.spec.numberOfReplicas && healthy.length === replicas.filter(isUsable).length) {
     const extra = [...healthy].sort((a, b) => Number(b.spec.evictionRequested) - Number(a.spec.evictionRequested))[0]!;
     await ctx.store.delete('Replica', extra.metadata.name);

@@ -498,6 +498,7 @@ export interface ReplicaView {
   lastFailedAt: Stamp;
   healthyAt: Stamp;
   rebuildRetryCount: number;
+  evictionRequested: boolean;
   owners: string[];
 }
 
@@ -541,6 +542,7 @@ async function viewOf(store: SqliteStore, since: number, fixtureUids: Map<string
         lastFailedAt: stamp(r.spec.lastFailedAt),
         healthyAt: stamp(r.spec.healthyAt),
         rebuildRetryCount: r.spec.rebuildRetryCount,
+        evictionRequested: r.spec.evictionRequested,
         owners: owners(r.metadata.ownerReferences),
       }),
     )

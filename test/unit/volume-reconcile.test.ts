@@ -15,6 +15,7 @@ import {
   engine,
   failedReplica,
   MIN,
+  node,
   type ReconcileFixture,
   type RecordedEvent,
   replica,
@@ -543,6 +544,83 @@ const deletion: Case[] = [
   },
 ];
 
+// ---- eviction --------------------------------------------------------------------------------------------------
+
+/** `node(name)` with its eviction requested (node level, or only its disk). */
+function evicting(name: string, level: 'node' | 'disk'): SeedItem {
+  const item = node(name);
+  if (item.kind !== 'Node') throw new Error('node() returned another kind');
+  if (level === 'node') item.obj.spec.evictionRequested = true;
+  else item.obj.spec.disks['disk-0']!.evictionRequested = true;
+  return item;
+}
+
+const eviction: Case[] = [
+  {
+    name: 'node eviction requested: its replica is flagged but keeps serving; a replacement goes to another node',
+    given: [
+      node('node-1'),
+      node('node-2'),
+      evicting('node-3', 'node'),
+      node('node-4'),
+      ...cluster(4).filter((i) => i.kind === 'InstanceManager'),
+      volume({ spec: attachedHealthy, status: { ...attachedStatus, robustness: 'healthy' } }),
+      runningEngine('node-1', { [A]: 'RW', [B]: 'RW', [C]: 'RW' }),
+      attachment([ticket('t1', 'node-1')]),
+      ...threeReplicas('running'),
+    ],
+    expected: {
+      volume: { state: 'attached', robustness: 'healthy' },
+      engine: { replicaAddressMap: addrs(A, B, C) },
+      replicas: [
+        { name: A },
+        { name: B },
+        { name: C, desireState: 'running', deleting: false },
+        { name: 'new', nodeID: 'node-4' },
+      ],
+    },
+    events: ['EvictionRequested', 'ReplicaCreated'],
+  },
+  {
+    name: 'disk eviction requested and the replacement is healthy: the evicted replica is removed',
+    given: [
+      node('node-1'),
+      node('node-2'),
+      evicting('node-3', 'disk'),
+      node('node-4'),
+      ...cluster(4).filter((i) => i.kind === 'InstanceManager'),
+      volume({ spec: attachedHealthy, status: { ...attachedStatus, robustness: 'healthy' } }),
+      runningEngine('node-1', { [A]: 'RW', [B]: 'RW', [C]: 'RW', [D]: 'RW' }),
+      attachment([ticket('t1', 'node-1')]),
+      ...threeReplicas('running'),
+      replica(D, 'node-4', { state: 'running' }),
+    ],
+    expected: {
+      replicas: [{ name: A }, { name: B }, { name: C, deleting: true }, { name: D, deleting: false }],
+    },
+    events: ['EvictionRequested', 'ReplicaEvicted'],
+    noEvents: ['ReplicaCreated'],
+  },
+  {
+    name: 'eviction withdrawn: the flag is cleared and nothing is created or removed',
+    given: [
+      ...cluster(3),
+      volume({ spec: attachedHealthy, status: { ...attachedStatus, robustness: 'healthy' } }),
+      runningEngine('node-1', { [A]: 'RW', [B]: 'RW', [C]: 'RW' }),
+      attachment([ticket('t1', 'node-1')]),
+      replica(A, 'node-1', { state: 'running' }),
+      replica(B, 'node-2', { state: 'running' }),
+      replica(C, 'node-3', { state: 'running', spec: { evictionRequested: true } }),
+    ],
+    expected: {
+      volume: { robustness: 'healthy' },
+      replicas: [{ name: A }, { name: B }, { name: C, deleting: false }],
+    },
+    noEvents: ['ReplicaCreated', 'ReplicaEvicted'],
+    check: (view) => expect(view.replicas.find((r) => r.name === C)?.evictionRequested).toBe(false),
+  },
+];
+
 // ---- cleanup ---------------------------------------------------------------------------------------------------
 
 const cleanup: Case[] = [
@@ -627,6 +705,9 @@ describe('volume controller, one reconcile', () => {
   });
   describe('deletion', () => {
     it.each(deletion)('$name', runCase);
+  });
+  describe('eviction', () => {
+    it.each(eviction)('$name', runCase);
   });
   describe('cleanup of failed replicas', () => {
     it.each(cleanup)('$name', runCase);
