@@ -13,3 +13,17 @@ export function engineNameOf(volume: string): string {
 export function newReplicaName(volume: string): string {
   return `${volume}-r-${randomBytes(4).toString('hex')}`;
 }
+
+/** Metadata of a resource a volume owns: its label, our finalizer, and the volume as controlling owner. */
+export function ownedByVolume(
+  name: string,
+  vol: { metadata: { name: string; uid: string } },
+  opts: { finalizer?: boolean } = {},
+) {
+  return {
+    name,
+    labels: { [VOLUME_LABEL]: vol.metadata.name },
+    finalizers: opts.finalizer === false ? [] : [FINALIZER],
+    ownerReferences: [{ kind: 'Volume', name: vol.metadata.name, uid: vol.metadata.uid, controller: true }],
+  };
+}

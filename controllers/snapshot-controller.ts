@@ -4,7 +4,7 @@
 import { unary } from '../dataplane/grpc/unary.js';
 import type { Engine } from '../model/engine.js';
 import type { ControllerContext } from './context.js';
-import { engineNameOf, FINALIZER, VOLUME_LABEL } from './labels.js';
+import { engineNameOf, FINALIZER, ownedByVolume } from './labels.js';
 import { Controller } from './runtime/controller.js';
 import { patchStatus, removeFinalizer } from './write.js';
 
@@ -81,12 +81,7 @@ async function mirror(ctx: ControllerContext, volName: string, engine: Engine | 
     if (name === 'volume-head' || mine.some((s) => s.metadata.name === name)) continue;
     await ctx.store
       .create('Snapshot', {
-        metadata: {
-          name,
-          labels: { [VOLUME_LABEL]: volName },
-          finalizers: [FINALIZER],
-          ownerReferences: [{ kind: 'Volume', name: volName, uid: vol.metadata.uid, controller: true }],
-        },
+        metadata: ownedByVolume(name, vol),
         spec: { volume: volName, createSnapshot: false, labels: chain[name]!.labels },
       })
       .catch((err: unknown) => {

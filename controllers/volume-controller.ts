@@ -8,7 +8,7 @@ import { nowIso } from '../model/meta.js';
 import type { Replica } from '../model/replica.js';
 import { type Volume, VolumeConditionType, type VolumeRobustness, type VolumeState } from '../model/volume.js';
 import type { ControllerContext } from './context.js';
-import { engineNameOf, FINALIZER, VOLUME_LABEL } from './labels.js';
+import { engineNameOf, FINALIZER, ownedByVolume } from './labels.js';
 import { Controller, type ReconcileResult } from './runtime/controller.js';
 import { cleanupReplicas, isActive, markEvictions, replenish, syncReplicaHealth } from './volume-replicas.js';
 import { addFinalizer, patchSpec, patchStatus, removeFinalizer } from './write.js';
@@ -77,11 +77,7 @@ async function ensureAttachment(ctx: ControllerContext, vol: Volume) {
   if (ctx.informers.VolumeAttachment.get(vol.metadata.name)) return;
   await ctx.store
     .create('VolumeAttachment', {
-      metadata: {
-        name: vol.metadata.name,
-        labels: { [VOLUME_LABEL]: vol.metadata.name },
-        ownerReferences: [{ kind: 'Volume', name: vol.metadata.name, uid: vol.metadata.uid, controller: true }],
-      },
+      metadata: ownedByVolume(vol.metadata.name, vol, { finalizer: false }),
       spec: { volume: vol.metadata.name, attachmentTickets: {} },
     })
     .catch((err: unknown) => {
@@ -94,12 +90,7 @@ async function ensureEngine(ctx: ControllerContext, vol: Volume): Promise<Engine
   const existing = ctx.informers.Engine.get(name);
   if (existing) return existing;
   return ctx.store.create('Engine', {
-    metadata: {
-      name,
-      labels: { [VOLUME_LABEL]: vol.metadata.name },
-      finalizers: [FINALIZER],
-      ownerReferences: [{ kind: 'Volume', name: vol.metadata.name, uid: vol.metadata.uid, controller: true }],
-    },
+    metadata: ownedByVolume(name, vol),
     spec: {
       volumeName: vol.metadata.name,
       volumeSize: vol.spec.size,

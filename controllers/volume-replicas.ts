@@ -7,7 +7,7 @@ import { nowIso } from '../model/meta.js';
 import type { Replica } from '../model/replica.js';
 import type { Volume } from '../model/volume.js';
 import type { ControllerContext } from './context.js';
-import { FINALIZER, newReplicaName, VOLUME_LABEL } from './labels.js';
+import { newReplicaName, ownedByVolume } from './labels.js';
 import { type Placement, scheduleReplicas, schedulingSettingsFrom } from './scheduler/replica-scheduler.js';
 import { patchSpec } from './write.js';
 
@@ -193,12 +193,7 @@ export async function replenish(
 async function createReplica(ctx: ControllerContext, vol: Volume, p: Placement): Promise<Replica> {
   const name = newReplicaName(vol.metadata.name);
   return ctx.store.create('Replica', {
-    metadata: {
-      name,
-      labels: { [VOLUME_LABEL]: vol.metadata.name },
-      finalizers: [FINALIZER],
-      ownerReferences: [{ kind: 'Volume', name: vol.metadata.name, uid: vol.metadata.uid, controller: true }],
-    },
+    metadata: ownedByVolume(name, vol),
     spec: {
       volumeName: vol.metadata.name,
       volumeSize: vol.spec.size,
