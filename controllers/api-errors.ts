@@ -15,8 +15,41 @@ export class ApiError extends Error {
   }
 }
 
-export const notFound = (what: string, name: string) => new ApiError('NotFound', `${what} "${name}" not found`);
-export const invalid = (field: string, reason: string) => new ApiError('ValidationError', `${field}: ${reason}`, field);
-export const invalidState = (message: string) => new ApiError('InvalidState', message);
-export const conflict = (message: string) => new ApiError('Conflict', message);
-export const insufficientCapacity = (message: string) => new ApiError('InsufficientCapacity', message);
+/** One class per code, so the API can map each to its own result type. */
+export class NotFoundError extends ApiError {
+  constructor(
+    readonly kind: string,
+    readonly resourceName: string,
+  ) {
+    super('NotFound', `${kind} "${resourceName}" not found`);
+  }
+}
+export class ValidationError extends ApiError {
+  constructor(
+    field: string,
+    readonly reason: string,
+  ) {
+    super('ValidationError', `${field}: ${reason}`, field);
+  }
+}
+export class InvalidStateError extends ApiError {
+  constructor(message: string) {
+    super('InvalidState', message);
+  }
+}
+export class ConflictError extends ApiError {
+  constructor(message: string) {
+    super('Conflict', message);
+  }
+}
+export class InsufficientCapacityError extends ApiError {
+  constructor(message: string) {
+    super('InsufficientCapacity', message);
+  }
+}
+
+export const notFound = (what: string, name: string) => new NotFoundError(what, name);
+export const invalid = (field: string, reason: string) => new ValidationError(field, reason);
+export const invalidState = (message: string) => new InvalidStateError(message);
+export const conflict = (message: string) => new ConflictError(message);
+export const insufficientCapacity = (message: string) => new InsufficientCapacityError(message);

@@ -1,0 +1,114 @@
+// Volume: the type, its place in the graph (replicas, engine, snapshots, events), and its queries.
+import type { Volume as VolumeModel } from '../model/volume.js';
+import { watchOne } from '../resolvers/watch.js';
+import { builder } from './builder.js';
+import { ConditionRef } from './condition.js';
+import { API_ERRORS } from './errors.js';
+
+export const VolumeRef = builder.objectRef<VolumeModel>('Volume');
+
+VolumeRef.implement({
+  description: 'A replicated block volume (Longhorn Volume)',
+  fields: (t) => ({
+    name: t.string({ resolve: (v) => v.metadata.name }),
+    labels: t.field({ type: 'JSON', resolve: (v) => v.metadata.labels }),
+    createdAt: t.string({ resolve: (v) => v.metadata.creationTimestamp }),
+    deleting: t.boolean({ resolve: (v) => v.metadata.deletionTimestamp !== undefined }),
+    size: t.field({ type: 'Bytes', resolve: (v) => v.spec.size }),
+    numberOfReplicas: t.int({ resolve: (v) => v.spec.numberOfReplicas }),
+    frontend: t.string({ resolve: (v) => v.spec.frontend }),
+    dataLocality: t.string({ resolve: (v) => v.spec.dataLocality }),
+    staleReplicaTimeout: t.int({ resolve: (v) => v.spec.staleReplicaTimeout }),
+    nodeSelector: t.stringList({ resolve: (v) => v.spec.nodeSelector }),
+    diskSelector: t.stringList({ resolve: (v) => v.spec.diskSelector }),
+    state: t.string({ resolve: (v) => v.status.state }),
+    robustness: t.string({ resolve: (v) => v.status.robustness }),
+    currentNodeID: t.string({ resolve: (v) => v.status.currentNodeID }),
+    endpoint: t.string({ description: 'NBD URI while attached, else empty', resolve: (v) => v.status.endpoint }),
+    currentSize: t.field({ type: 'Bytes', resolve: (v) => v.status.currentSize }),
+    actualSize: t.field({ type: 'Bytes', resolve: (v) => v.status.actualSize }),
+    lastDegradedAt: t.string({ resolve: (v) => v.status.lastDegradedAt }),
+    conditions: t.field({ type: [ConditionRef], resolve: (v) => v.status.conditions }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  volumes: t.field({
+    type: [VolumeRef],
+    description: 'Volumes, filtered by name substring, label (key=value), state or node',
+    authScopes: { viewer: true },
+    args: {
+      name: t.arg.string({ required: false }),
+      label: t.arg.string({ required: false }),
+      state: t.arg.string({ required: false }),
+      node: t.arg.string({ required: false }),
+    },
+    resolve: async (_root, args, ctx) => {
+      const [lk, lv] = args.label ? args.label.split('=') : [];
+      return (await ctx.reads.list('Volume')).filter(
+        (v) =>
+          (!args.name || v.metadata.name.includes(args.name)) &&
+          (!lk || v.metadata.labels[lk] === lv) &&
+          (!args.state || v.status.state === args.state) &&
+          (!args.node || v.status.currentNodeID === args.node),
+      );
+    },
+  }),
+  volume: t.field({
+    type: VolumeRef,
+    nullable: true,
+    authScopes: { viewer: true },
+    args: { name: t.arg.string({ required: true }) },
+    resolve: (_root, args, ctx) => ctx.reads.get('Volume', args.name),
+  }),
+}));
+
+const CreateVolumeInput = builder.inputType('CreateVolumeInput', {
+  fields: (t) => ({
+    name: t.string({ required: true }),
+    size: t.field({ type: 'Bytes', required: true }),
+    numberOfReplicas: t.int({ required: false }),
+    dataLocality: t.string({ required: false }),
+    staleReplicaTimeout: t.int({ required: false }),
+    nodeSelector: t.stringList({ required: false }),
+    diskSelector: t.stringList({ required: false }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  createVolume: t.field({
+    type: VolumeRef,
+    description: 'Create a volume; its replicas are placed at once (InsufficientCapacity when they cannot be)',
+    authScopes: { operator: true },
+    errors: { types: API_ERRORS, directResult: true },
+    args: { input: t.arg({ type: CreateVolumeInput, required: true }) },
+    resolve: (_root, { input }, ctx) =>
+      ctx.api.createVolume({
+        name: input.name,
+        size: input.size,
+        numberOfReplicas: input.numberOfReplicas ?? undefined,
+        dataLocality: (input.dataLocality ?? undefined) as never, // checked by the API's zod schema
+        staleReplicaTimeout: input.staleReplicaTimeout ?? undefined,
+        nodeSelector: input.nodeSelector ?? undefined,
+        diskSelector: input.diskSelector ?? undefined,
+      }),
+  }),
+  deleteVolume: t.field({
+    type: VolumeRef,
+    authScopes: { operator: true },
+    errors: { types: API_ERRORS, directResult: true },
+    args: { name: t.arg.string({ required: true }) },
+    resolve: (_root, { name }, ctx) => ctx.api.deleteVolume(name),
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  volumeChanged: t.field({
+    type: VolumeRef,
+    description: 'The volume now, then again at every change (from the store, whoever made it)',
+    authScopes: { viewer: true },
+    args: { name: t.arg.string({ required: true }) },
+    subscribe: (_root, { name }, ctx) => watchOne(ctx.store, 'Volume', name),
+    resolve: (v) => v,
+  }),
+}));
