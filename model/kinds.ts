@@ -1,5 +1,6 @@
 // Every kind the store holds, with its schema: the one place that maps a kind name to its type.
 import type { z } from 'zod';
+import { type ApiToken, apiTokenSchema } from './api-token.js';
 import { type Engine, engineSchema } from './engine.js';
 import { type Event, eventSchema } from './event.js';
 import { type InstanceManager, instanceManagerSchema } from './instance-manager.js';
@@ -20,6 +21,7 @@ export interface KindMap {
   Setting: Setting;
   InstanceManager: InstanceManager;
   Event: Event;
+  ApiToken: ApiToken;
 }
 export type Kind = keyof KindMap;
 export type AnyResource = KindMap[Kind];
@@ -34,6 +36,7 @@ export const KIND_SCHEMAS: { [K in Kind]: z.ZodType } = {
   Setting: settingSchema,
   InstanceManager: instanceManagerSchema,
   Event: eventSchema,
+  ApiToken: apiTokenSchema,
 };
 
 export const KINDS = Object.keys(KIND_SCHEMAS) as Kind[];
