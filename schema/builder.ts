@@ -3,6 +3,7 @@ import SchemaBuilder from '@pothos/core';
 import ComplexityPlugin from '@pothos/plugin-complexity';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
 import ErrorsPlugin from '@pothos/plugin-errors';
+import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import SimpleObjectsPlugin from '@pothos/plugin-simple-objects';
 import ValidationPlugin from '@pothos/plugin-validation';
@@ -24,6 +25,7 @@ export const builder = new SchemaBuilder<{
   plugins: [
     ScopeAuthPlugin,
     ErrorsPlugin,
+    RelayPlugin,
     DataloaderPlugin,
     SimpleObjectsPlugin,
     ValidationPlugin,
@@ -39,6 +41,8 @@ export const builder = new SchemaBuilder<{
     }),
   },
   errors: { defaultTypes: [] },
+  // Connections only (volumesConnection, eventsConnection): no global IDs, so no Node interface or node query.
+  relay: { cursorType: 'String', clientMutationId: 'omit', nodeQueryOptions: false, nodesQueryOptions: false },
   complexity: {
     defaultComplexity: 1,
     defaultListMultiplier: 10,

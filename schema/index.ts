@@ -2,5 +2,16 @@
 import { builder } from './builder.js';
 import './condition.js';
 import './volume.js';
+import './node.js';
+import './disk.js';
+import './engine.js';
+import './replica.js';
+import './volume-attachment.js';
+import './snapshot.js';
+import './setting.js';
+import './instance-manager.js';
+import './event.js';
+import './cluster.js';
+import './volume-graph.js';
 
 export const schema = builder.toSchema();
