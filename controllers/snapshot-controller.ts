@@ -1,12 +1,17 @@
 // Snapshot controller: Snapshot resources mirror the engine's chain (one per snapshot the engine
 // reports, system ones included) and drive it: `createSnapshot: true` takes it on the engine, deleting
-// the resource removes it from the chain and purges.
+// the resource removes it from the chain and purges. Revert and purge requests on a volume
+// (spec.revertRequested, spec.purgeRequestedAt) are carried out here too, on the volume controller's
+// passes (it is woken by the volume, its engine and its attachment — what these steps wait on).
+import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { unary } from '../dataplane/grpc/unary.js';
+import { setCondition } from '../model/conditions.js';
 import type { Engine } from '../model/engine.js';
+import { VolumeConditionType } from '../model/volume.js';
 import type { ControllerContext } from './context.js';
 import { engineNameOf, FINALIZER, ownedByVolume } from './labels.js';
-import { Controller } from './runtime/controller.js';
-import { patchStatus, removeFinalizer } from './write.js';
+import { Controller, type ReconcileResult } from './runtime/controller.js';
+import { patchSpec, patchStatus, removeFinalizer } from './write.js';
 
 const CALL_MS = 30_000;
 
@@ -96,4 +101,93 @@ async function mirror(ctx: ControllerContext, volName: string, engine: Engine | 
       await ctx.store.delete('Snapshot', s.metadata.name);
     }
   }
+}
+
+/** The VolumeAttachment ticket a revert attaches the volume with (frontend disabled). */
+export const REVERT_TICKET_ID = 'snapshot-controller-revert';
+
+/**
+ * One step of a requested revert, level-based: runs only once the volume is attached for the revert
+ * (the volume controller added the ticket, the attachment controller honours only it, the engine runs
+ * with the frontend hidden). Stops the NBD frontend, reverts, records the outcome in the Revert
+ * condition and clears the request; the volume controller then drops the ticket and the volume
+ * detaches. A failure that can pass (a rebuild under way, an engine restarting) is retried; one that
+ * cannot (the snapshot is not in the chain) ends the request with the reason in the condition.
+ */
+export async function reconcileRevert(ctx: ControllerContext, volName: string): Promise<ReconcileResult | undefined> {
+  let vol = ctx.informers.Volume.get(volName);
+  const req = vol?.spec.revertRequested;
+  if (!vol || !req || vol.metadata.deletionTimestamp) return;
+  const engine = ctx.informers.Engine.get(engineNameOf(volName));
+  const client = engineClient(ctx, engine);
+  if (vol.status.state !== 'attached' || !vol.spec.disableFrontend || !client) return;
+  let outcome: { ok: boolean; reason: string; message: string; final: boolean };
+  try {
+    await unary(client.volumeFrontendShutdown, client, {}, CALL_MS);
+    await unary(client.snapshotRevert, client, { name: req.snapshot }, CALL_MS);
+    outcome = { ok: true, reason: 'Reverted', message: `reverted to snapshot ${req.snapshot}`, final: true };
+  } catch (err) {
+    const code = (err as Partial<ServiceError>).code;
+    const detail = (err as Partial<ServiceError>).details || (err as Error).message;
+    const final =
+      code === grpcStatus.NOT_FOUND ||
+      code === grpcStatus.INVALID_ARGUMENT ||
+      (code === grpcStatus.FAILED_PRECONDITION && /removed/.test(detail));
+    outcome = {
+      ok: false,
+      reason: 'RevertFailed',
+      message: `revert to snapshot ${req.snapshot}: ${detail}${final ? '' : ' (retrying)'}`,
+      final,
+    };
+  }
+  vol = await patchStatus(ctx.store, 'Volume', vol, (s) => {
+    s.conditions = setCondition(
+      s.conditions,
+      VolumeConditionType.Revert,
+      outcome.ok ? 'True' : 'False',
+      outcome.reason,
+      outcome.message,
+    );
+  });
+  if (outcome.ok) ctx.events.normal(vol, 'Reverted', `volume ${volName} ${outcome.message}`);
+  else ctx.events.warning(vol, 'RevertFailed', outcome.message);
+  if (!outcome.final) return { requeueAfterMs: 5000 };
+  await patchSpec(ctx.store, 'Volume', vol, (s) => {
+    delete s.revertRequested;
+  });
+  return;
+}
+
+/** One step of a requested purge: on the engine of an attached volume; outcome in the Purge condition. */
+export async function reconcilePurge(ctx: ControllerContext, volName: string): Promise<ReconcileResult | undefined> {
+  let vol = ctx.informers.Volume.get(volName);
+  if (!vol?.spec.purgeRequestedAt || vol.metadata.deletionTimestamp) return;
+  const client = engineClient(ctx, ctx.informers.Engine.get(engineNameOf(volName)));
+  if (vol.status.state !== 'attached' || !client) return;
+  let message: string;
+  let ok = true;
+  try {
+    await unary(client.snapshotPurge, client, {}, CALL_MS);
+    message = 'snapshots purged';
+  } catch (err) {
+    ok = false;
+    message = `purge: ${(err as Partial<ServiceError>).details || (err as Error).message} (retrying)`;
+  }
+  vol = await patchStatus(ctx.store, 'Volume', vol, (s) => {
+    s.conditions = setCondition(
+      s.conditions,
+      VolumeConditionType.Purge,
+      ok ? 'True' : 'False',
+      ok ? 'Purged' : 'PurgeFailed',
+      message,
+    );
+  });
+  if (!ok) {
+    ctx.events.warning(vol, 'PurgeFailed', message);
+    return { requeueAfterMs: 5000 };
+  }
+  await patchSpec(ctx.store, 'Volume', vol, (s) => {
+    delete s.purgeRequestedAt;
+  });
+  return;
 }

@@ -1,10 +1,12 @@
 // Volume-attachment controller: turns tickets (who wants the volume where) into volume.spec.nodeID —
 // the only writer of that field. The current node keeps the volume while any ticket wants it there;
 // otherwise the highest-priority ticket wins (ties: smallest ticket id), and a move to another node
-// goes through a full detach first.
+// goes through a full detach first. While a revert is requested only its own ticket counts (the others
+// wait), and a volume whose frontend was off is detached and attached again to bring it up.
 import { ticketPriority } from '../model/volume-attachment.js';
 import type { ControllerContext } from './context.js';
 import { Controller } from './runtime/controller.js';
+import { REVERT_TICKET_ID } from './snapshot-controller.js';
 import { patchSpec, patchStatus } from './write.js';
 
 export function volumeAttachmentController(ctx: ControllerContext): Controller {
@@ -21,7 +23,10 @@ export async function reconcileVolumeAttachment(ctx: ControllerContext, name: st
   const va = ctx.informers.VolumeAttachment.get(name);
   const vol = ctx.informers.Volume.get(name);
   if (!va || !vol || vol.metadata.deletionTimestamp) return;
-  const tickets = Object.values(va.spec.attachmentTickets).filter((t) => ctx.informers.Node.get(t.nodeID));
+  const reverting = !!vol.spec.revertRequested;
+  const tickets = Object.values(va.spec.attachmentTickets).filter(
+    (t) => ctx.informers.Node.get(t.nodeID) && (!reverting || t.id === REVERT_TICKET_ID),
+  );
   let desired = '';
   if (vol.spec.nodeID && tickets.some((t) => t.nodeID === vol.spec.nodeID)) {
     desired = vol.spec.nodeID;
@@ -31,6 +36,8 @@ export async function reconcileVolumeAttachment(ctx: ControllerContext, name: st
     desired = vol.spec.nodeID === '' && vol.status.currentNodeID === '' ? best.nodeID : '';
   }
   const disableFrontend = tickets.filter((t) => t.nodeID === desired).every((t) => t.parameters.disableFrontend);
+  // Attached with the frontend off (a revert stopped it) and now wanted with it: detach, then attach.
+  if (desired && desired === vol.status.currentNodeID && vol.spec.disableFrontend && !disableFrontend) desired = '';
   if (vol.spec.nodeID !== desired || (desired && vol.spec.disableFrontend !== disableFrontend)) {
     await patchSpec(ctx.store, 'Volume', vol, (s) => {
       s.nodeID = desired;
@@ -41,22 +48,22 @@ export async function reconcileVolumeAttachment(ctx: ControllerContext, name: st
     s.attachmentTicketStatuses = Object.fromEntries(
       Object.values(va.spec.attachmentTickets).map((t) => {
         const known = !!ctx.informers.Node.get(t.nodeID);
-        const satisfied = known && vol.status.state === 'attached' && vol.status.currentNodeID === t.nodeID;
+        const waiting = reverting && t.id !== REVERT_TICKET_ID;
+        const satisfied = known && !waiting && vol.status.state === 'attached' && vol.status.currentNodeID === t.nodeID;
+        const why = !known
+          ? { reason: 'NodeNotFound', message: `node ${t.nodeID} does not exist` }
+          : waiting
+            ? {
+                reason: 'RevertInProgress',
+                message: `waiting for the revert to snapshot ${vol.spec.revertRequested?.snapshot} to finish`,
+              }
+            : undefined;
         return [
           t.id,
           {
             id: t.id,
             satisfied,
-            conditions: known
-              ? []
-              : [
-                  {
-                    type: 'Satisfied',
-                    status: 'False',
-                    reason: 'NodeNotFound',
-                    message: `node ${t.nodeID} does not exist`,
-                  },
-                ],
+            conditions: why ? [{ type: 'Satisfied', status: 'False', ...why }] : [],
           },
         ];
       }),

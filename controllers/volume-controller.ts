@@ -10,6 +10,7 @@ import { type Volume, VolumeConditionType, type VolumeRobustness, type VolumeSta
 import type { ControllerContext } from './context.js';
 import { engineNameOf, FINALIZER, ownedByVolume } from './labels.js';
 import { Controller, type ReconcileResult } from './runtime/controller.js';
+import { REVERT_TICKET_ID, reconcilePurge, reconcileRevert } from './snapshot-controller.js';
 import { cleanupReplicas, isActive, markEvictions, replenish, syncReplicaHealth } from './volume-replicas.js';
 import { addFinalizer, patchSpec, patchStatus, removeFinalizer } from './write.js';
 
@@ -33,6 +34,7 @@ export async function reconcileVolume(ctx: ControllerContext, name: string): Pro
   }
   vol = await addFinalizer(ctx.store, 'Volume', vol, FINALIZER);
   await ensureAttachment(ctx, vol);
+  await syncRevertTicket(ctx, vol, replicasOf());
   const engine = await ensureEngine(ctx, vol);
   const engineUp = engine.status.currentState === 'running' && engine.spec.desireState === 'running';
   let replicas = await syncReplicaHealth(ctx, engineUp ? engine : undefined, replicasOf());
@@ -46,7 +48,11 @@ export async function reconcileVolume(ctx: ControllerContext, name: string): Pro
   replicas = replicasOf();
   const { state, requeueAfterMs } = await attachDetach(ctx, vol, engine, replicas);
   await writeStatus(ctx, vol, engine, replicas, state, rep.unschedulable);
-  const next = [requeueAfterMs, rep.requeueAfterMs].filter((x): x is number => x !== undefined);
+  const revert = await reconcileRevert(ctx, name);
+  const purge = await reconcilePurge(ctx, name);
+  const next = [requeueAfterMs, rep.requeueAfterMs, revert?.requeueAfterMs, purge?.requeueAfterMs].filter(
+    (x): x is number => x !== undefined,
+  );
   return next.length ? { requeueAfterMs: Math.min(...next) } : undefined;
 }
 
@@ -83,6 +89,44 @@ async function ensureAttachment(ctx: ControllerContext, vol: Volume) {
     .catch((err: unknown) => {
       if ((err as { code?: string }).code !== 'AlreadyExists') throw err;
     });
+}
+
+/**
+ * A requested revert attaches the volume with the frontend disabled on a node that holds a healthy
+ * replica (the ticket stays where it is while that node still qualifies); no request, no ticket.
+ */
+async function syncRevertTicket(ctx: ControllerContext, vol: Volume, replicas: Replica[]) {
+  const va = ctx.informers.VolumeAttachment.get(vol.metadata.name);
+  if (!va) return;
+  const existing = va.spec.attachmentTickets[REVERT_TICKET_ID];
+  if (!vol.spec.revertRequested) {
+    if (existing)
+      await patchSpec(ctx.store, 'VolumeAttachment', va, (s) => {
+        delete s.attachmentTickets[REVERT_TICKET_ID];
+      });
+    return;
+  }
+  const imUp = (node: string) =>
+    ctx.informers.InstanceManager.list().some((im) => im.spec.nodeID === node && im.status.currentState === 'running');
+  const candidates = [
+    ...new Set(replicas.filter((r) => isActive(r) && r.spec.healthyAt && r.spec.nodeID).map((r) => r.spec.nodeID)),
+  ]
+    .filter((n) => ctx.informers.Node.get(n) && imUp(n))
+    .sort();
+  const nodeID =
+    existing && (candidates.includes(existing.nodeID) || vol.status.currentNodeID === existing.nodeID)
+      ? existing.nodeID
+      : candidates[0];
+  if (!nodeID || existing?.nodeID === nodeID) return;
+  await patchSpec(ctx.store, 'VolumeAttachment', va, (s) => {
+    s.attachmentTickets[REVERT_TICKET_ID] = {
+      id: REVERT_TICKET_ID,
+      type: 'snapshot-controller',
+      nodeID,
+      parameters: { disableFrontend: true },
+      generation: 0,
+    };
+  });
 }
 
 async function ensureEngine(ctx: ControllerContext, vol: Volume): Promise<Engine> {

@@ -20,6 +20,9 @@ export type SettingOverride = z.infer<typeof settingOverride>;
 export const VolumeConditionType = {
   Scheduled: 'Scheduled',
   Restore: 'Restore',
+  /** The last revert or purge asked through the API: True done, False failed (message says why). */
+  Revert: 'Revert',
+  Purge: 'Purge',
   TooManySnapshots: 'TooManySnapshots',
 } as const;
 
@@ -50,6 +53,13 @@ export const volumeSpec = z.object({
   nodeID: z.string().default(''),
   disableFrontend: z.boolean().default(false),
   snapshotMaxCount: z.number().int().min(0).max(250).default(0),
+  /**
+   * Revert to this snapshot, asked through the API on a detached volume and carried out by the
+   * controllers (attach with the frontend off, revert, detach); cleared when done. Absent = none.
+   */
+  revertRequested: z.object({ snapshot: z.string().min(1), requestedAt: z.string() }).optional(),
+  /** A snapshot purge asked at this time, run by the controllers while attached; cleared when done. */
+  purgeRequestedAt: z.string().optional(),
 });
 export type VolumeSpec = z.infer<typeof volumeSpec>;
 

@@ -3,7 +3,6 @@ import type { Volume as VolumeModel } from '../model/volume.js';
 import { watchOne } from '../resolvers/watch.js';
 import { builder } from './builder.js';
 import { ConditionRef } from './condition.js';
-import { API_ERRORS } from './errors.js';
 
 export const VolumeRef = builder.objectRef<VolumeModel>('Volume');
 
@@ -60,45 +59,6 @@ builder.queryFields((t) => ({
     authScopes: { viewer: true },
     args: { name: t.arg.string({ required: true }) },
     resolve: (_root, args, ctx) => ctx.reads.get('Volume', args.name),
-  }),
-}));
-
-const CreateVolumeInput = builder.inputType('CreateVolumeInput', {
-  fields: (t) => ({
-    name: t.string({ required: true }),
-    size: t.field({ type: 'Bytes', required: true }),
-    numberOfReplicas: t.int({ required: false }),
-    dataLocality: t.string({ required: false }),
-    staleReplicaTimeout: t.int({ required: false }),
-    nodeSelector: t.stringList({ required: false }),
-    diskSelector: t.stringList({ required: false }),
-  }),
-});
-
-builder.mutationFields((t) => ({
-  createVolume: t.field({
-    type: VolumeRef,
-    description: 'Create a volume; its replicas are placed at once (InsufficientCapacity when they cannot be)',
-    authScopes: { operator: true },
-    errors: { types: API_ERRORS, directResult: true },
-    args: { input: t.arg({ type: CreateVolumeInput, required: true }) },
-    resolve: (_root, { input }, ctx) =>
-      ctx.api.createVolume({
-        name: input.name,
-        size: input.size,
-        numberOfReplicas: input.numberOfReplicas ?? undefined,
-        dataLocality: (input.dataLocality ?? undefined) as never, // checked by the API's zod schema
-        staleReplicaTimeout: input.staleReplicaTimeout ?? undefined,
-        nodeSelector: input.nodeSelector ?? undefined,
-        diskSelector: input.diskSelector ?? undefined,
-      }),
-  }),
-  deleteVolume: t.field({
-    type: VolumeRef,
-    authScopes: { operator: true },
-    errors: { types: API_ERRORS, directResult: true },
-    args: { name: t.arg.string({ required: true }) },
-    resolve: (_root, { name }, ctx) => ctx.api.deleteVolume(name),
   }),
 }));
 
