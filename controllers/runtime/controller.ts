@@ -12,6 +12,12 @@ import { isStoreError } from '../../store/errors.js';
 import type { Informer } from './informer.js';
 import { WorkQueue } from './work-queue.js';
 
+/**
+ * Taken at load: tests that fake timers (vitest) replace the global, and a worker's yield must not
+ * wait for a fake clock to advance.
+ */
+const realSetImmediate = globalThis.setImmediate;
+
 export interface ReconcileResult {
   /** Run this key again after this many milliseconds (on success only). */
   requeueAfterMs?: number;
@@ -93,7 +99,7 @@ export class Controller {
       // Yield to the event loop between reconciles. With the embedded store every call is synchronous,
       // so a burst of reconciles chains through microtasks alone and would starve timers (requeueAfter,
       // batching) and sockets (gRPC streams, the API) until the burst ends.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await new Promise<void>((resolve) => realSetImmediate(resolve));
     }
   }
 

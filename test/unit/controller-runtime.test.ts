@@ -48,8 +48,15 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): P
 }
 
 /** Lets pending promise callbacks run (several hops: get() → reconcile → done()). */
+/** Taken before any test fakes timers: controller workers yield with the real setImmediate. */
+const realSetImmediate = globalThis.setImmediate;
+
+/** Lets pending work run: microtasks, and the workers' yields to the event loop between reconciles. */
 async function settle(): Promise<void> {
-  for (let i = 0; i < 20; i++) await Promise.resolve();
+  for (let round = 0; round < 20; round++) {
+    for (let i = 0; i < 20; i++) await Promise.resolve();
+    await new Promise<void>((resolve) => realSetImmediate(resolve));
+  }
 }
 
 afterEach(() => {
@@ -263,6 +270,7 @@ describe('Controller', () => {
     c.enqueue('a');
     c.enqueue('b');
     await vi.advanceTimersByTimeAsync(120_000);
+    await settle();
     expect(runs).toEqual(['a', 'b']);
     expect(lines.filter((l) => l.level === 50).map((l) => l.key)).toEqual(['a', 'b']);
     // Enqueued again (e.g. the spec was fixed), it runs again.
