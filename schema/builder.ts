@@ -10,6 +10,7 @@ import ValidationPlugin from '@pothos/plugin-validation';
 import WithInputPlugin from '@pothos/plugin-with-input';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import { type GraphQLContext, hasRole } from './context.js';
+import { complexityError } from './request-limits.js';
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
@@ -47,6 +48,7 @@ export const builder = new SchemaBuilder<{
     defaultComplexity: 1,
     defaultListMultiplier: 10,
     limit: { complexity: 50_000, depth: 12, breadth: 200 },
+    complexityError,
   },
 });
 

@@ -14,4 +14,9 @@ import './event.js';
 import './cluster.js';
 import './volume-graph.js';
 
+import './mutations/volume-actions.js';
+import './mutations/snapshot-actions.js';
+import './mutations/node-actions.js';
+import './mutations/setting-actions.js';
+
 export const schema = builder.toSchema();

@@ -55,3 +55,15 @@ builder.mutationFields((t) => ({
     resolve: (_root, { name }, ctx) => ctx.api.removeReplica(name),
   }),
 }));
+
+builder.objectFields(VolumeRef, (t) => ({
+  revertRequestedTo: t.string({
+    nullable: true,
+    description: 'The snapshot a requested revert goes back to, until the controllers have done it',
+    resolve: (v) => v.spec.revertRequested?.snapshot ?? null,
+  }),
+  purgeRequested: t.boolean({
+    description: 'A snapshot purge is asked for and not done yet',
+    resolve: (v) => !!v.spec.purgeRequestedAt,
+  }),
+}));
