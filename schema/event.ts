@@ -23,8 +23,14 @@ EventRef.implement({
     message: t.string({ resolve: (e) => e.spec.message }),
     involvedObject: t.field({ type: InvolvedObjectRef, resolve: (e) => e.spec.involvedObject }),
     source: t.string({ description: 'Who reported it', resolve: (e) => e.spec.source }),
-    firstTimestamp: t.field({ type: 'DateTime', resolve: (e) => e.spec.firstTimestamp }),
-    lastTimestamp: t.field({ type: 'DateTime', resolve: (e) => e.spec.lastTimestamp }),
+    firstTimestamp: t.field({
+      type: 'DateTime',
+      resolve: (e) => e.spec.firstTimestamp || e.metadata.creationTimestamp,
+    }),
+    lastTimestamp: t.field({
+      type: 'DateTime',
+      resolve: (e) => e.spec.lastTimestamp || e.spec.firstTimestamp || e.metadata.creationTimestamp,
+    }),
     count: t.int({ resolve: (e) => e.spec.count }),
   }),
 });

@@ -60,7 +60,7 @@ SnapshotRef.implement({
 builder.queryFields((t) => ({
   snapshots: t.field({
     type: [SnapshotRef],
-    description: 'Snapshots of a volume (or of every volume), oldest first; removed ones only when asked',
+    description: 'Snapshots of a volume (or of every volume), oldest first; includeRemoved: false leaves out removed ones',
     authScopes: { viewer: true },
     args: {
       volume: t.arg.string({ required: false }),
