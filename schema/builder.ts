@@ -8,9 +8,10 @@ import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import SimpleObjectsPlugin from '@pothos/plugin-simple-objects';
 import ValidationPlugin from '@pothos/plugin-validation';
 import WithInputPlugin from '@pothos/plugin-with-input';
+import { Kind } from 'graphql';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import { type GraphQLContext, hasRole } from './context.js';
-import { complexityError } from './request-limits.js';
+import { badUserInput, complexityError, forbiddenError } from './request-limits.js';
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
@@ -35,6 +36,7 @@ export const builder = new SchemaBuilder<{
   ],
   defaultFieldNullability: false,
   scopeAuth: {
+    unauthorizedError: forbiddenError,
     authScopes: (ctx) => ({
       viewer: hasRole(ctx, 'viewer'),
       operator: hasRole(ctx, 'operator'),
@@ -57,8 +59,15 @@ builder.addScalarType('JSON', JSONResolver);
 builder.scalarType('Bytes', {
   description: 'A size in bytes (a JSON number, exact up to 2^53)',
   serialize: (v) => v,
+  // A variable: a coded GraphQL error (a TypeError would be masked). A literal: validation wraps the
+  // TypeError with its location (GRAPHQL_VALIDATION_FAILED).
   parseValue: (v) => {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new TypeError('Bytes must be a whole number of bytes');
+    if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw badUserInput('Bytes must be a whole number of bytes');
+    return v;
+  },
+  parseLiteral: (ast) => {
+    const v = ast.kind === Kind.INT ? Number(ast.value) : Number.NaN;
+    if (!Number.isSafeInteger(v)) throw new TypeError('Bytes must be a whole number of bytes (at most 2^53)');
     return v;
   },
 });

@@ -1,8 +1,12 @@
-// Limits on what one request may ask of the server: a body over `maxBodyBytes` is refused with 413
-// (checked against Content-Length first, then while reading, so an oversized body is never buffered
-// whole), and queries over the complexity plugin's depth, breadth or cost get an error with a code.
+// Limits on what one request may ask of the server, and a code on every refusal: a body over
+// `maxBodyBytes` is refused with 413 (checked against Content-Length first, then while reading, so an
+// oversized body is never buffered whole); queries over the complexity plugin's depth, breadth or cost,
+// a role short of a field's scope (FORBIDDEN) and variables of the wrong type (BAD_USER_INPUT) each get
+// an error with a code a client can switch on.
 
 import { type ComplexityErrorFn, ComplexityErrorKind } from '@pothos/plugin-complexity';
+import type { ForbiddenResult } from '@pothos/plugin-scope-auth';
+import type { ExecutionResult } from 'graphql';
 import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 
@@ -84,3 +88,55 @@ export const complexityError: ComplexityErrorFn = (kind, result) => {
     { extensions: { code, [what]: value, limit } },
   );
 };
+
+/** scope-auth's refusal, with a code: the role asking is short of what the field needs. */
+export function forbiddenError(
+  _parent: unknown,
+  ctx: { role?: string },
+  info: { parentType: { name: string }; fieldName: string },
+  result: ForbiddenResult,
+): GraphQLError {
+  return new GraphQLError(
+    `not authorized: ${info.parentType.name}.${info.fieldName} needs a higher role than ${ctx.role ?? 'anonymous'} (${result.message})`,
+    { extensions: { code: 'FORBIDDEN' } },
+  );
+}
+
+/** A scalar's refusal of an input value: a GraphQL error (so it is not masked) with BAD_USER_INPUT. */
+export function badUserInput(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } });
+}
+
+/**
+ * graphql-js reports variables that do not fit their type (`$n: Int!` given "x", or missing) as errors
+ * with no code and no data: they get BAD_USER_INPUT, as validation errors get GRAPHQL_VALIDATION_FAILED.
+ */
+export function useBadUserInputCode(): Plugin {
+  const withCode = (result: ExecutionResult): ExecutionResult | undefined => {
+    if (result.data !== undefined || !result.errors?.some((e) => e.extensions?.['code'] === undefined)) return;
+    return {
+      ...result,
+      errors: result.errors.map((e) =>
+        e.extensions?.['code'] === undefined
+          ? new GraphQLError(e.message, {
+              nodes: e.nodes,
+              source: e.source,
+              positions: e.positions,
+              path: e.path,
+              originalError: e.originalError,
+              extensions: { ...e.extensions, code: 'BAD_USER_INPUT' },
+            })
+          : e,
+      ),
+    };
+  };
+  return {
+    onExecute: () => ({
+      onExecuteDone: ({ result, setResult }) => {
+        if (Symbol.asyncIterator in result) return;
+        const next = withCode(result);
+        if (next) setResult(next);
+      },
+    }),
+  };
+}

@@ -8,7 +8,7 @@ import { StoreReads } from '../resolvers/store-reads.js';
 import type { Store } from '../store/store.js';
 import type { GraphQLContext, Role } from './context.js';
 import { schema } from './index.js';
-import { useRequestLimits } from './request-limits.js';
+import { useBadUserInputCode, useRequestLimits } from './request-limits.js';
 
 export interface YogaOptions {
   store: Store;
@@ -29,7 +29,7 @@ const unauthenticated = (message: string) =>
 export function createShorthornYoga(opts: YogaOptions): ShorthornYoga {
   return createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
-    plugins: [useRequestLimits()],
+    plugins: [useRequestLimits(), useBadUserInputCode()],
     graphqlEndpoint: '/graphql',
     landingPage: false,
     graphiql: true,
