@@ -5,6 +5,7 @@ import { registerEngineCtlCommand } from './engine-ctl-command.js';
 import { registerInstanceManagerCommand } from './instance-manager-command.js';
 import { registerReplicaCommand } from './replica-command.js';
 import { registerSnapshotCommand } from './snapshot-command.js';
+import { registerTokenCommand } from './token-command.js';
 import { registerUpCommand } from './up-command.js';
 
 const program = new Command('shorthorn')
@@ -17,6 +18,7 @@ registerEngineCommand(program);
 registerEngineCtlCommand(program);
 registerSnapshotCommand(program);
 registerInstanceManagerCommand(program);
+registerTokenCommand(program);
 
 try {
   await program.parseAsync(process.argv);

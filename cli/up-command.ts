@@ -12,6 +12,8 @@ import { startManager } from '../controllers/manager.js';
 import { InstanceManagerClient } from '../dataplane/instance-manager/instance-manager-client.js';
 import { parseVolumeSize } from '../dataplane/util/size.js';
 import { isConditionTrue } from '../model/conditions.js';
+import { hasApiTokens } from '../resolvers/tokens.js';
+import { type ApiServer, isLoopback, startApiServer } from '../schema/server.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import { type EmbeddedNode, registerNode, startOrAdoptNode, stopEngines, stopNode } from './embedded-nodes.js';
 import { closeOnSignals, createLogger, printReady } from './logger.js';
@@ -97,6 +99,7 @@ async function engineServes(im: InstanceManagerClient, volume: string, endpoint:
 interface UpOpts {
   dataDir: string;
   port: string;
+  listen: string;
   nodes: string;
   volume?: string;
   size: string;
@@ -114,6 +117,11 @@ export function registerUpCommand(program: Command): void {
     .description('run Shorthorn on this machine: store, controllers and N simulated nodes')
     .option('--data-dir <dir>', 'store, node disks and logs', './data')
     .option('--port <port>', 'API port; node instance managers use the ports right above it', '9500')
+    .option(
+      '--listen <host>',
+      'API address; other than loopback needs an API token (shorthorn token create)',
+      '127.0.0.1',
+    )
     .option('--nodes <n>', 'simulated nodes (instance managers), each with its own disk directory', '1')
     .option('--volume <name>', 'also create this volume (if missing) and attach it to node-1; prints its NBD endpoint')
     .option('--size <size>', 'size of --volume when it is created', '1Gi')
@@ -139,8 +147,16 @@ export function registerUpCommand(program: Command): void {
         throw new Error(`--replicas must be a positive integer, got ${opts.replicas}`);
       mkdirSync(dataDir, { recursive: true });
       const store = openSqliteStore(join(dataDir, 'shorthorn.db'));
+      if (!isLoopback(opts.listen) && !(await hasApiTokens(store))) {
+        await store.close();
+        throw new Error(
+          `--listen ${opts.listen} is not a loopback address and the store has no API token: ` +
+            `create one first (shorthorn token create --role admin --data-dir ${opts.dataDir})`,
+        );
+      }
       const nodes: EmbeddedNode[] = [];
       let manager: Manager | undefined;
+      let api: ApiServer | undefined;
       // The start-up step in flight (a node starting, the manager starting): a Ctrl-C waits for it, so
       // what it starts is stopped too.
       let step: Promise<unknown> = Promise.resolve();
@@ -155,6 +171,7 @@ export function registerUpCommand(program: Command): void {
       const shutdown = () =>
         (stopping ??= (async () => {
           await step.catch(() => {});
+          await api?.close();
           await manager?.stop();
           for (const n of nodes)
             await stopEngines(n).catch((err: unknown) => logger.warn({ err, node: n.name }, 'stopping engines'));
@@ -183,6 +200,13 @@ export function registerUpCommand(program: Command): void {
             return m;
           }),
         );
+        if (stopping) return;
+        await track(
+          startApiServer({ host: opts.listen, port: base, store, api: started.api, logger }).then((s) => {
+            api = s;
+            return s;
+          }),
+        );
         if (opts.volume && !stopping)
           endpoint = await ensureAttachedVolume(started, nodes, opts.volume, { size, numberOfReplicas });
       } catch (err) {
@@ -194,6 +218,7 @@ export function registerUpCommand(program: Command): void {
       printReady({
         role: 'up',
         dataDir,
+        api: api?.url,
         store: join(dataDir, 'shorthorn.db'),
         nodes: nodes.map((n) => ({ name: n.name, instanceManager: n.address, pid: n.pid, adopted: !n.process })),
         ...(opts.volume ? { volume: opts.volume, endpoint } : {}),

@@ -18,5 +18,7 @@ import './mutations/volume-actions.js';
 import './mutations/snapshot-actions.js';
 import './mutations/node-actions.js';
 import './mutations/setting-actions.js';
+import './subscriptions.js';
+import './api-token.js';
 
 export const schema = builder.toSchema();

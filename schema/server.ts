@@ -8,14 +8,15 @@
 // WebSocket: the upgrade request's header or `connectionParams.authorization`).
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type ExecutionArgs, type ExecutionResult, GraphQLError } from 'graphql';
+import type { ExecutionArgs, ExecutionResult, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
+import type { Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { VolumeApi } from '../controllers/volume-api.js';
 import { TokenVerifier } from '../resolvers/tokens.js';
 import type { Store } from '../store/store.js';
-import type { Role } from './context.js';
+import type { GraphQLContext, Role } from './context.js';
 import { createShorthornYoga, type ShorthornYoga } from './yoga.js';
 
 export interface ApiServerOptions {
@@ -48,6 +49,7 @@ export function isLoopback(host: string): boolean {
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const log = opts.logger.child({ component: 'api' });
   const tokens = await TokenVerifier.start(opts.store, (err) => log.error({ err }, 'watching API tokens'));
+  const subscriptions = liveSubscriptions();
   const loopback = isLoopback(opts.host);
   if (!loopback && tokens.size === 0) {
     tokens.stop();
@@ -63,6 +65,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     anonymousRole,
     resolveToken: async (token) => tokens.verify(token),
     logger: log,
+    plugins: [subscriptions.plugin],
   });
 
   const server = createServer(yoga);
@@ -102,7 +105,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
             rootValue: { execute, subscribe } as Enveloped,
           };
         } catch (err) {
-          if (err instanceof GraphQLError) return [err];
+          // By name: graphql's CJS and ESM builds can both be loaded, each with its own GraphQLError class.
+          if (err instanceof Error && err.name === 'GraphQLError') return [err as GraphQLError];
           throw err;
         }
       },
@@ -144,9 +148,31 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
         await closed;
+        // Ending a stream stops its store watch a little later: wait, so the store can close after this.
+        await subscriptions.drained(2000);
         tokens.stop();
       })()),
   };
+}
+
+/** Counts subscription streams in flight (SSE and WebSocket alike) so close() can wait for them to end. */
+function liveSubscriptions() {
+  let active = 0;
+  const plugin: Plugin<GraphQLContext> = {
+    onSubscribe: () => ({
+      onSubscribeResult: ({ result }) => {
+        if (!(Symbol.asyncIterator in Object(result))) return;
+        active++;
+        return { onEnd: () => void active-- };
+      },
+    }),
+  };
+  const drained = async (timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs;
+    while (active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setImmediate(r));
+  };
+  return { plugin, drained };
 }
 
 interface Enveloped {

@@ -1,14 +1,14 @@
 // The GraphQL server as a fetch handler (graphql-yoga): GraphiQL, SSE subscriptions, masked errors.
 // HTTP listening and WebSocket wiring live in server.ts; tests call `yoga.fetch` in-process.
 import { randomUUID } from 'node:crypto';
-import { createGraphQLError, createYoga, maskError, type YogaServerInstance } from 'graphql-yoga';
+import { createGraphQLError, createYoga, maskError, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { VolumeApi } from '../controllers/volume-api.js';
 import { StoreReads } from '../resolvers/store-reads.js';
 import type { Store } from '../store/store.js';
 import type { GraphQLContext, Role } from './context.js';
 import { schema } from './index.js';
-import { useBadUserInputCode, useRequestLimits } from './request-limits.js';
+import { useRequestLimits } from './request-limits.js';
 
 export interface YogaOptions {
   store: Store;
@@ -17,8 +17,10 @@ export interface YogaOptions {
   anonymousRole: Role | undefined;
   /** Bearer token → role; undefined when the token is unknown. */
   resolveToken?: (token: string) => Promise<Role | undefined>;
-  /** Where unexpected (masked) errors are logged, with the id the client is given. */
+  /** Where unexpected (masked) errors are logged, with the id the client is given, and yoga's own logs. */
   logger?: Logger;
+  /** More envelop/yoga plugins (the server counts live subscriptions with one). */
+  plugins?: Plugin<GraphQLContext>[];
 }
 
 export type ShorthornYoga = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
@@ -26,10 +28,50 @@ export type ShorthornYoga = YogaServerInstance<Record<string, unknown>, GraphQLC
 const unauthenticated = (message: string) =>
   createGraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
 
+/**
+ * A subscription keeps its context for its whole life: without this, the second event's nested fields
+ * (`volumeChanged { replicas { … } }`) would be answered from the first event's cached reads. Reads are
+ * lazy, so a fresh StoreReads after each event serves the next one with what the store holds then.
+ */
+function useFreshReadsPerEvent(store: Store): Plugin<GraphQLContext> {
+  return {
+    onSubscribe: () => ({
+      onSubscribeResult: () => ({
+        onNext: ({ args }) => {
+          args.contextValue.reads = new StoreReads(store);
+        },
+      }),
+    }),
+  };
+}
+
+/**
+ * A GraphQLError thrown on purpose (auth, limits, bad input), not wrapping anything else. By name, not
+ * instanceof: graphql can be loaded twice (its CJS build by packages, its ESM build by vitest for the
+ * repository's own files), each with its own GraphQLError class.
+ */
+function isDeliberate(error: unknown): boolean {
+  if (!(error instanceof Error) || error.name !== 'GraphQLError') return false;
+  const cause = (error as { originalError?: unknown }).originalError;
+  return cause == null || isDeliberate(cause);
+}
+
+function yogaLogging(log: Logger) {
+  const at =
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (...args: unknown[]) =>
+      log[level](
+        { err: args.find((a) => a instanceof Error), detail: args.filter((a) => !(a instanceof Error)) },
+        'yoga',
+      );
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
 export function createShorthornYoga(opts: YogaOptions): ShorthornYoga {
   return createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
-    plugins: [useRequestLimits(), useBadUserInputCode()],
+    plugins: [useRequestLimits(), useFreshReadsPerEvent(opts.store), ...(opts.plugins ?? [])],
+    ...(opts.logger ? { logging: yogaLogging(opts.logger) } : {}),
     graphqlEndpoint: '/graphql',
     landingPage: false,
     graphiql: true,
@@ -37,8 +79,8 @@ export function createShorthornYoga(opts: YogaOptions): ShorthornYoga {
       // What yoga would mask (anything but a deliberate GraphQLError) is logged with an id that the
       // client gets too, so a person can find the cause in the log.
       maskError: (error, message, isDev) => {
+        if (isDeliberate(error)) return error as Error;
         const masked = maskError(error, message, isDev);
-        if (masked === error) return masked;
         const errorId = randomUUID();
         opts.logger?.error({ err: error, errorId }, 'unexpected error in a GraphQL operation');
         const m = masked as ReturnType<typeof createGraphQLError>;
