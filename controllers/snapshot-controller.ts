@@ -120,7 +120,21 @@ export async function reconcileRevert(ctx: ControllerContext, volName: string): 
   if (!vol || !req || vol.metadata.deletionTimestamp) return;
   const engine = ctx.informers.Engine.get(engineNameOf(volName));
   const client = engineClient(ctx, engine);
-  if (vol.status.state !== 'attached' || !vol.spec.disableFrontend || !client) return;
+  if (vol.status.state !== 'attached' || !vol.spec.disableFrontend || !client) {
+    // No ticket: the volume controller found no node that holds a healthy replica and is up.
+    if (!ctx.informers.VolumeAttachment.get(volName)?.spec.attachmentTickets[REVERT_TICKET_ID]) {
+      await patchStatus(ctx.store, 'Volume', vol, (s) => {
+        s.conditions = setCondition(
+          s.conditions,
+          VolumeConditionType.Revert,
+          'False',
+          'RevertWaiting',
+          `no node that holds a healthy replica of ${volName} is up; the revert to ${req.snapshot} waits for one`,
+        );
+      });
+    }
+    return;
+  }
   let outcome: { ok: boolean; reason: string; message: string; final: boolean };
   try {
     await unary(client.volumeFrontendShutdown, client, {}, CALL_MS);

@@ -372,6 +372,26 @@ describe('revert: the controllers side, one reconcile at a time', () => {
     });
   });
 
+  it('with no node holding a healthy replica up, no ticket: the Revert condition says the revert waits', async () => {
+    await setup([
+      ...cluster(2, { down: ['node-2'] }),
+      revertVolume(),
+      engine(),
+      failedReplica('vol-r-a', 'node-1', MIN),
+      replica('vol-r-b', 'node-2'),
+      attachment(),
+      snapshot('snap1'),
+    ]);
+    await fx!.pass((ctx) => reconcileVolume(ctx, VOL));
+    expect((await fx!.store.get('VolumeAttachment', VOL))?.spec.attachmentTickets).toEqual({});
+    const v = await fx!.store.get('Volume', VOL);
+    expect(v?.status.conditions.find((c) => c.type === 'Revert')).toMatchObject({
+      status: 'False',
+      reason: 'RevertWaiting',
+    });
+    expect(v?.spec.revertRequested?.snapshot).toBe('snap1');
+  });
+
   it('the attachment controller honours only the revert ticket while a revert is requested', async () => {
     const revertTicket = {
       ...ticket(REVERT_TICKET_ID, 'node-2', 'snapshot-controller'),
