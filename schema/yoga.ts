@@ -8,7 +8,7 @@ import { StoreReads } from '../resolvers/store-reads.js';
 import type { Store } from '../store/store.js';
 import type { GraphQLContext, Role } from './context.js';
 import { schema } from './index.js';
-import { useRequestLimits } from './request-limits.js';
+import { useBadUserInputCode, useRequestLimits } from './request-limits.js';
 
 export interface YogaOptions {
   store: Store;
@@ -70,7 +70,7 @@ function yogaLogging(log: Logger) {
 export function createShorthornYoga(opts: YogaOptions): ShorthornYoga {
   return createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
-    plugins: [useRequestLimits(), useFreshReadsPerEvent(opts.store), ...(opts.plugins ?? [])],
+    plugins: [useRequestLimits(), useBadUserInputCode(), useFreshReadsPerEvent(opts.store), ...(opts.plugins ?? [])],
     ...(opts.logger ? { logging: yogaLogging(opts.logger) } : {}),
     graphqlEndpoint: '/graphql',
     landingPage: false,
