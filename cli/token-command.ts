@@ -8,6 +8,7 @@
 // - without: straight into the store under --data-dir. This is how the first token is made, before
 //   `up --listen 0.0.0.0` (which refuses to start without one). A running `up` only watches its own
 //   writes, so it sees a token made this way at its next start.
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { apiTokenRole } from '../model/api-token.js';
@@ -75,6 +76,7 @@ async function createThroughApi(server: string, bearer: string | undefined, role
 }
 
 async function createInStore(dataDir: string, role: 'viewer' | 'operator' | 'admin', description: string) {
+  mkdirSync(resolve(dataDir), { recursive: true });
   const store = openSqliteStore(join(resolve(dataDir), 'shorthorn.db'));
   try {
     const { token, apiToken } = await createApiToken(store, { role, description });
