@@ -2,11 +2,15 @@
 import { Command } from 'commander';
 import { registerEngineCommand } from './engine-command.js';
 import { registerEngineCtlCommand } from './engine-ctl-command.js';
+import { registerEventsCommand } from './events-command.js';
 import { registerInstanceManagerCommand } from './instance-manager-command.js';
+import { registerNodeCommand } from './node-command.js';
 import { registerReplicaCommand } from './replica-command.js';
+import { registerSettingCommand } from './setting-command.js';
 import { registerSnapshotCommand } from './snapshot-command.js';
 import { registerTokenCommand } from './token-command.js';
 import { registerUpCommand } from './up-command.js';
+import { registerVolumeCommand } from './volume-command.js';
 
 const program = new Command('shorthorn')
   .description('Shorthorn: replicated block storage with a GraphQL control API')
@@ -17,6 +21,10 @@ registerReplicaCommand(program);
 registerEngineCommand(program);
 registerEngineCtlCommand(program);
 registerSnapshotCommand(program);
+registerVolumeCommand(program);
+registerNodeCommand(program);
+registerSettingCommand(program);
+registerEventsCommand(program);
 registerInstanceManagerCommand(program);
 registerTokenCommand(program);
 
