@@ -5,6 +5,7 @@
 // endpoint; bad flags fail at once and start nothing.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -45,12 +46,34 @@ function newRun(): Run {
   return current;
 }
 
-/** A base port with base … base+3000 inside 30000…49999, a different thousand each call. */
+function tryListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen({ port, host: '127.0.0.1', exclusive: true }, () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A base port with base … base+3000 inside 30000…49999, a different thousand each call, whose ports
+ * `up --nodes 2` binds itself are free: base (the API), base+1 and base+2 (instance managers), and the
+ * start of each node's instance range (the instance managers probe the rest of it themselves).
+ */
 let nextThousand = Math.floor(Math.random() * 17);
-function basePort(): number {
-  const base = 30000 + nextThousand * 1000;
-  nextThousand = (nextThousand + 4) % 17;
-  return base;
+async function basePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const base = 30000 + nextThousand * 1000 + Math.floor(Math.random() * 900);
+    nextThousand = (nextThousand + 4) % 17;
+    const ports = [base, base + 1, base + 2, base + 3];
+    for (let i = 1; i <= 2; i++) for (let j = 0; j < 16; j++) ports.push(base + 1000 * i + j);
+    let ok = true;
+    for (const port of ports) {
+      ok = await tryListen(port);
+      if (!ok) break;
+    }
+    if (ok) return base;
+  }
+  throw new Error('no free base port for up');
 }
 
 function pidAlive(pid: number): boolean {
@@ -246,7 +269,7 @@ describe('shorthorn up', () => {
   it('serves a volume over NBD, stops everything in order on SIGINT (exit 0), and brings the data back on the next up', async () => {
     requireTool(PYTHON);
     const run = newRun();
-    const args = upArgs(run, basePort(), ['--nodes', '2', ...VOLUME_ARGS]);
+    const args = upArgs(run, await basePort(), ['--nodes', '2', ...VOLUME_ARGS]);
     const first = await startUp(run, args);
     expect(first.ready.nodes.map((n) => [n.name, n.adopted])).toEqual([
       ['node-1', false],
@@ -290,7 +313,7 @@ describe('shorthorn up', () => {
   it('a SIGKILLed up leaves the volume serving I/O; the next up adopts every node with the same endpoint', async () => {
     requireTool(PYTHON);
     const run = newRun();
-    const args = upArgs(run, basePort(), ['--nodes', '2', ...VOLUME_ARGS]);
+    const args = upArgs(run, await basePort(), ['--nodes', '2', ...VOLUME_ARGS]);
     const first = await startUp(run, args);
     const uri = expectEndpoint(first.ready, 'v1');
     const payload = join(run.root, 'payload.bin');
@@ -335,7 +358,7 @@ describe('shorthorn up', () => {
     'refuses %j with a clear error, a non-zero exit and no process left',
     async (flags, message) => {
       const run = newRun();
-      const port = flags.includes('--port') ? [] : ['--port', String(basePort())];
+      const port = flags.includes('--port') ? [] : ['--port', String(await basePort())];
       const args = ['up', '--data-dir', run.dataDir, ...port, ...flags];
       const err = await startShorthorn(args, {
         ownProcessGroup: true,
@@ -358,7 +381,7 @@ describe('shorthorn up', () => {
 
   it('a SIGINT during start-up stops what already started and exits 0', async () => {
     const run = newRun();
-    const starting = startShorthorn(upArgs(run, basePort(), ['--nodes', '2', ...VOLUME_ARGS]), {
+    const starting = startShorthorn(upArgs(run, await basePort(), ['--nodes', '2', ...VOLUME_ARGS]), {
       ownProcessGroup: true,
       timeoutMs: 150_000,
       env: { SHORTHORN_UP_TEST_TAG: run.tag },
