@@ -5,24 +5,30 @@
 import DataLoader from 'dataloader';
 import type { Kind, KindMap } from '../model/kinds.js';
 import type { Store } from '../store/store.js';
+import type { ReadModel } from './read-model.js';
 
 export class StoreReads {
   private readonly lists = new Map<Kind, Promise<unknown[]>>();
   private readonly loaders = new Map<Kind, DataLoader<string, unknown>>();
   private readonly indexes = new Map<string, Promise<Map<string, unknown[]>>>();
 
-  constructor(readonly store: Store) {}
+  /** With a read model (the API server's), reads come from memory; without, from the store. */
+  constructor(
+    readonly store: Store,
+    private readonly model?: ReadModel,
+  ) {}
 
   list<K extends Kind>(kind: K): Promise<KindMap[K][]> {
     let p = this.lists.get(kind);
     if (!p) {
-      p = this.store.list(kind).then((r) => r.items);
+      p = this.model ? Promise.resolve(this.model.list(kind)) : this.store.list(kind).then((r) => r.items);
       this.lists.set(kind, p);
     }
     return p as Promise<KindMap[K][]>;
   }
 
   get<K extends Kind>(kind: K, name: string): Promise<KindMap[K] | undefined> {
+    if (this.model) return Promise.resolve(this.model.get(kind, name));
     let loader = this.loaders.get(kind);
     if (!loader) {
       loader = new DataLoader<string, unknown>(async (names) => {

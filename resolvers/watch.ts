@@ -14,7 +14,7 @@ export function watchMatching<K extends Kind>(
   store: Store,
   kind: K,
   match: (o: KindMap[K]) => boolean,
-  opts: { endWhenGone?: string } = {},
+  opts: { endWhenGone?: string; current?: () => Promise<KindMap[K][]> } = {},
 ): AsyncIterable<KindMap[K]> {
   return new Repeater<KindMap[K]>(async (push, stop) => {
     const sent = new Map<string, number>();
@@ -30,7 +30,7 @@ export function watchMatching<K extends Kind>(
       onEvent: (e) => (held ? held.push(e) : deliver(e.type, e.object)),
       onError: (err) => stop(err),
     });
-    const { items } = await store.list(kind);
+    const items = opts.current ? await opts.current() : (await store.list(kind)).items;
     for (const o of items) deliver('ADDED', o);
     for (const e of held) deliver(e.type, e.object);
     held = undefined;
@@ -41,5 +41,12 @@ export function watchMatching<K extends Kind>(
 
 /** One object by name, now and at every change; the stream ends when it is deleted. */
 export function watchOne<K extends Kind>(store: Store, kind: K, name: string): AsyncIterable<KindMap[K]> {
-  return watchMatching(store, kind, (o) => o.metadata.name === name, { endWhenGone: name });
+  // The current value by name: listing the whole kind for one object made 100 subscribers wait seconds.
+  return watchMatching(store, kind, (o) => o.metadata.name === name, {
+    endWhenGone: name,
+    current: async () => {
+      const one = await store.get(kind, name);
+      return one ? [one] : [];
+    },
+  });
 }

@@ -14,6 +14,7 @@ import type { Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { VolumeApi } from '../controllers/volume-api.js';
+import { ReadModel } from '../resolvers/read-model.js';
 import { TokenVerifier } from '../resolvers/tokens.js';
 import type { Store } from '../store/store.js';
 import type { GraphQLContext, Role } from './context.js';
@@ -59,9 +60,12 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     );
   }
   const anonymousRole: Role | undefined = loopback && tokens.size === 0 && !opts.requireTokens ? 'admin' : undefined;
+  // Queries read an in-memory model of the store (informers), not the store itself.
+  const readModel = await ReadModel.start(opts.store, log.child({ component: 'read-model' }));
   const yoga = createShorthornYoga({
     store: opts.store,
     api: opts.api,
+    readModel,
     anonymousRole,
     resolveToken: async (token) => tokens.verify(token),
     logger: log,
@@ -125,6 +129,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   } catch (err) {
     await ws.dispose();
     tokens.stop();
+    readModel.stop();
     throw new Error(`API server cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, {
       cause: err,
     });
@@ -151,6 +156,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         // Ending a stream stops its store watch a little later: wait, so the store can close after this.
         await subscriptions.drained(2000);
         tokens.stop();
+        readModel.stop();
       })()),
   };
 }

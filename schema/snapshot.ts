@@ -60,7 +60,8 @@ SnapshotRef.implement({
 builder.queryFields((t) => ({
   snapshots: t.field({
     type: [SnapshotRef],
-    description: 'Snapshots of a volume (or of every volume), oldest first; includeRemoved: false leaves out removed ones',
+    description:
+      'Snapshots of a volume (or of every volume), oldest first; includeRemoved: false leaves out removed ones',
     authScopes: { viewer: true },
     args: {
       volume: t.arg.string({ required: false }),

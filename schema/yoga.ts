@@ -4,6 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { createGraphQLError, createYoga, maskError, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { VolumeApi } from '../controllers/volume-api.js';
+import type { ReadModel } from '../resolvers/read-model.js';
+import { useResponseCache } from '../resolvers/response-cache.js';
 import { StoreReads } from '../resolvers/store-reads.js';
 import type { Store } from '../store/store.js';
 import type { GraphQLContext, Role } from './context.js';
@@ -21,6 +23,8 @@ export interface YogaOptions {
   logger?: Logger;
   /** More envelop/yoga plugins (the server counts live subscriptions with one). */
   plugins?: Plugin<GraphQLContext>[];
+  /** The server's in-memory read model: queries read from it and are cached per generation. */
+  readModel?: ReadModel;
 }
 
 export type ShorthornYoga = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
@@ -33,12 +37,12 @@ const unauthenticated = (message: string) =>
  * (`volumeChanged { replicas { … } }`) would be answered from the first event's cached reads. Reads are
  * lazy, so a fresh StoreReads after each event serves the next one with what the store holds then.
  */
-function useFreshReadsPerEvent(store: Store): Plugin<GraphQLContext> {
+function useFreshReadsPerEvent(store: Store, model: ReadModel | undefined): Plugin<GraphQLContext> {
   return {
     onSubscribe: () => ({
       onSubscribeResult: () => ({
         onNext: ({ args }) => {
-          args.contextValue.reads = new StoreReads(store);
+          args.contextValue.reads = new StoreReads(store, model);
         },
       }),
     }),
@@ -70,7 +74,13 @@ function yogaLogging(log: Logger) {
 export function createShorthornYoga(opts: YogaOptions): ShorthornYoga {
   return createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
-    plugins: [useRequestLimits(), useBadUserInputCode(), useFreshReadsPerEvent(opts.store), ...(opts.plugins ?? [])],
+    plugins: [
+      useRequestLimits(),
+      useBadUserInputCode(),
+      useFreshReadsPerEvent(opts.store, opts.readModel),
+      ...(opts.readModel ? [useResponseCache(opts.readModel)] : []),
+      ...(opts.plugins ?? []),
+    ],
     ...(opts.logger ? { logging: yogaLogging(opts.logger) } : {}),
     graphqlEndpoint: '/graphql',
     landingPage: false,
@@ -103,7 +113,7 @@ export function createShorthornYoga(opts: YogaOptions): ShorthornYoga {
       } else if (!role) {
         throw unauthenticated('this server needs a bearer token (Authorization: Bearer <token>)');
       }
-      return { role, reads: new StoreReads(opts.store), api: opts.api, store: opts.store };
+      return { role, reads: new StoreReads(opts.store, opts.readModel), api: opts.api, store: opts.store };
     },
   });
 }
