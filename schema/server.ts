@@ -30,6 +30,11 @@ export interface ApiServerOptions {
   logger: Logger;
   /** Require a bearer token even on loopback with no token stored (default: false). */
   requireTokens?: boolean;
+  /**
+   * Cache whole query results between changes (default: on; env SHORTHORN_API_RESPONSE_CACHE=off turns
+   * it off, e.g. to measure the uncached path).
+   */
+  responseCache?: boolean;
 }
 
 export interface ApiServer {
@@ -66,6 +71,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     store: opts.store,
     api: opts.api,
     readModel,
+    responseCache: opts.responseCache ?? process.env['SHORTHORN_API_RESPONSE_CACHE'] !== 'off',
     anonymousRole,
     resolveToken: async (token) => tokens.verify(token),
     logger: log,

@@ -23,8 +23,10 @@ export interface YogaOptions {
   logger?: Logger;
   /** More envelop/yoga plugins (the server counts live subscriptions with one). */
   plugins?: Plugin<GraphQLContext>[];
-  /** The server's in-memory read model: queries read from it and are cached per generation. */
+  /** The server's in-memory read model: queries read from it (and are cached per generation). */
   readModel?: ReadModel;
+  /** Cache whole query results per generation of the read model (needs readModel). */
+  responseCache?: boolean;
 }
 
 export type ShorthornYoga = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
@@ -78,7 +80,7 @@ export function createShorthornYoga(opts: YogaOptions): ShorthornYoga {
       useRequestLimits(),
       useBadUserInputCode(),
       useFreshReadsPerEvent(opts.store, opts.readModel),
-      ...(opts.readModel ? [useResponseCache(opts.readModel)] : []),
+      ...(opts.readModel && opts.responseCache ? [useResponseCache(opts.readModel)] : []),
       ...(opts.plugins ?? []),
     ],
     ...(opts.logger ? { logging: yogaLogging(opts.logger) } : {}),
