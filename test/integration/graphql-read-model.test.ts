@@ -75,7 +75,7 @@ it('answers cached for one role are not served to another', async () => {
   const q = '{ apiTokens { description } }';
   const asAdmin = await gql(q, admin);
   expect(asAdmin.errors).toBeUndefined();
-  expect((asAdmin.data?.['apiTokens'] as unknown[]).length).toBe(2);
+  expect(asAdmin.data?.['apiTokens']).toHaveLength(2);
   const asViewer = await gql(q, viewer);
   expect(asViewer.data?.['apiTokens'] ?? null).toBeNull();
   expect(JSON.stringify(asViewer.errors)).toContain('FORBIDDEN');
