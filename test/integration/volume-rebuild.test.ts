@@ -91,7 +91,7 @@ describe('rebuild while online', () => {
     const load = startTool(FIO, [
       '--output-format=json',
       '--verify_state_save=0',
-      ...fioWriteArgs(v.uri, ['--do_verify=0', '--rate_iops=2500']),
+      ...fioWriteArgs(v.uri, ['--do_verify=0', '--rate_iops=1000']),
     ]);
     await sleep(1500);
     const fresh = await startReplica(join(v.root, 'new'), 64 * MiB);
