@@ -13,6 +13,7 @@ import {
   unwrap,
 } from './graphql-client.js';
 import { formatTable } from './table.js';
+import { watchList } from './watch-list.js';
 
 const NODE_FIELDS = `name ready schedulable allowScheduling evictionRequested tags zone region lastHeartbeatAt
   instanceManagerAddress
@@ -50,6 +51,7 @@ const LIST = `query Nodes($name: String, $tag: String, $ready: Boolean) {
   nodes(name: $name, tag: $tag, ready: $ready) { ${NODE_FIELDS} }
 }`;
 const GET = `query Node($name: String!) { node(name: $name) { ${NODE_FIELDS} } }`;
+const NODE_CHANGED = `subscription NodeChanged($name: String!) { nodeChanged(name: $name) { name } }`;
 const UPDATE = `mutation UpdateNode($name: String!, $input: UpdateNodeInput!) {
   result: updateNode(name: $name, input: $input) { ${ERROR_FIELDS} ... on Node { ${NODE_FIELDS} } }
 }`;
@@ -122,9 +124,20 @@ export function registerNodeCommand(program: Command): void {
     .description('list nodes with readiness, scheduling flags and storage')
     .option('--name <substring>', 'only names containing this')
     .option('--tag <tag>', 'only nodes with this tag')
+    .option('-w, --watch', 'keep listing as nodes change (Ctrl-C ends)')
     .action(
       action(async (c, opts) => {
-        const { nodes } = await c.request<{ nodes: NodeView[] }>(LIST, { name: opts['name'], tag: opts['tag'] });
+        const filter = { name: opts['name'], tag: opts['tag'] };
+        const list = async () => (await c.request<{ nodes: NodeView[] }>(LIST, filter)).nodes;
+        if (opts['watch']) {
+          return watchList<NodeView>(c, opts, {
+            list,
+            nameOf: (n) => n.name,
+            subscribeOne: (name, onChange) => c.subscribe(NODE_CHANGED, { name }, onChange),
+            table: nodeTable,
+          });
+        }
+        const nodes = await list();
         show(opts, nodes, () => nodeTable(nodes));
       }),
     );

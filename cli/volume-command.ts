@@ -18,10 +18,10 @@ import {
   type Result,
   type Subscription,
   show,
-  untilSignal,
   unwrap,
 } from './graphql-client.js';
 import { formatTable } from './table.js';
+import { watchList } from './watch-list.js';
 
 const VOLUME_FIELDS = `name state robustness size currentSize actualSize numberOfReplicas currentNodeID endpoint
   frontend dataLocality staleReplicaTimeout nodeSelector diskSelector labels createdAt lastDegradedAt deleting
@@ -118,7 +118,6 @@ const REBUILD_PROGRESS = `subscription RebuildProgress($volume: String!) {
   }
 }`;
 /** Any event: something changed somewhere, a new volume perhaps (ls --watch re-lists). */
-const ANY_EVENT = 'subscription AnyEvent { events { name count } }';
 
 interface RebuildProgressView {
   volume: string;
@@ -369,70 +368,14 @@ export async function followRebuild(
   return last;
 }
 
-/** `ls --watch`: redraws on every volumeChanged of a listed volume and on any event (new volumes). */
-async function watchVolumes(c: GraphQLClient, opts: Opts, filter: Record<string, unknown>): Promise<void> {
-  const subs = new Map<string, Subscription>();
-  let pending: NodeJS.Timeout | undefined;
-  let running: Promise<void> = Promise.resolve();
-  let lastText = '';
-  let failure: unknown;
-  const redraw = async () => {
-    const { volumes } = await c.request<{ volumes: VolumeView[] }>(LIST, filter);
-    const text = opts.output === 'json' ? JSON.stringify(volumes) : volumeTable(volumes);
-    // Redrawn when a volume changed, not when only the AGE column moved on.
-    const key = JSON.stringify(volumes);
-    if (key !== lastText) {
-      lastText = key;
-      if (opts.output !== 'json' && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
-      else if (opts.output !== 'json') process.stdout.write('\n');
-      process.stdout.write(`${text}\n`);
-    }
-    const names = new Set(volumes.map((v) => v.name));
-    for (const [name, sub] of subs)
-      if (!names.has(name)) {
-        sub.stop();
-        subs.delete(name);
-      }
-    for (const name of names)
-      if (!subs.has(name)) {
-        const sub = c.subscribe(VOLUME_CHANGED, { name }, () => schedule());
-        // Ends when the volume is deleted: list again so it leaves the table.
-        sub.done
-          .catch(() => {})
-          .finally(() => {
-            if (subs.get(name) === sub) subs.delete(name);
-            schedule();
-          });
-        subs.set(name, sub);
-      }
-  };
-  const schedule = () => {
-    if (pending) return;
-    pending = setTimeout(() => {
-      pending = undefined;
-      running = running.then(redraw).catch((err: unknown) => {
-        failure = err;
-        stopAll();
-      });
-    }, 100);
-  };
-  let stopAll = () => {};
-  const stopped = new Promise<void>((resolve) => {
-    stopAll = resolve;
+/** `ls --watch`: the table again on every volumeChanged of a listed volume and on any event. */
+function watchVolumes(c: GraphQLClient, opts: Opts, filter: Record<string, unknown>): Promise<void> {
+  return watchList<VolumeView>(c, opts, {
+    list: async () => (await c.request<{ volumes: VolumeView[] }>(LIST, filter)).volumes,
+    nameOf: (v) => v.name,
+    subscribeOne: (name, onChange) => c.subscribe(VOLUME_CHANGED, { name }, onChange),
+    table: volumeTable,
   });
-  await redraw();
-  const events = c.subscribe(ANY_EVENT, {}, () => schedule());
-  // New volumes raise no event of their own until their controller acts: a slow re-list catches them.
-  const poll = setInterval(schedule, 5000);
-  try {
-    await Promise.race([untilSignal(), stopped, events.done]);
-  } finally {
-    clearInterval(poll);
-    clearTimeout(pending);
-    events.stop();
-    for (const s of subs.values()) s.stop();
-  }
-  if (failure) throw failure;
 }
 
 export function registerVolumeCommand(program: Command): void {

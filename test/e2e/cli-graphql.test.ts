@@ -162,6 +162,31 @@ describe('shorthorn CLI over GraphQL', () => {
     expect(unreachable.stderr).toMatch(/UNREACHABLE: cannot reach/);
   }, 120_000);
 
+  it('node ls --watch prints the list again when a node changes, until stopped', async () => {
+    const watch = startShorthornCli(['node', 'ls', '--watch', ...S, '-o', 'json']);
+    const lines = () =>
+      watch
+        .output()
+        .stdout.split('\n')
+        .filter((l) => l.startsWith('['))
+        .map((l) => JSON.parse(l) as Json[]);
+    expect(await waitFor(() => lines().length >= 1, 30_000), JSON.stringify(watch.output())).toBe(true);
+    expect(lines()[0]!.find((n: Json) => n.name === 'node-2')?.allowScheduling).toBe(true);
+    const upd = await shorthorn(['node', 'update', 'node-2', '--allow-scheduling', 'false', ...S]);
+    expect(upd.code, upd.stderr).toBe(0);
+    const changed = await waitFor(
+      () => lines().some((l) => l.find((n: Json) => n.name === 'node-2')?.allowScheduling === false),
+      30_000,
+    );
+    expect(changed, watch.output().stdout).toBe(true);
+    watch.child.kill('SIGTERM');
+    // It must end on its own after SIGTERM (a re-list after the subscriptions ended kept it alive once).
+    const code = await Promise.race([watch.exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
+    expect(code, watch.output().stderr).toBe(0);
+    const back = await shorthorn(['node', 'update', 'node-2', '--allow-scheduling', 'true', ...S]);
+    expect(back.code, back.stderr).toBe(0);
+  });
+
   it('a server that needs tokens: a bad token is UNAUTHENTICATED (HTTP and WebSocket), a good one works', async () => {
     const { token } = await createApiToken(cp!.store, { role: 'viewer' });
     const secured = await startApiServer({
