@@ -43,6 +43,7 @@ import { node as nodeFixture } from '../test/helpers/reconcile-fixtures.js';
 import { BARE_QUERY, type StartedTarget, startTarget, type TargetKind } from './api-bench-server.js';
 import { formatProfile, summariseProfile, type TimeWindow } from './cpu-profile.js';
 import { median } from './report.js';
+import { runBench } from './run-bench.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const NODES = 3;
@@ -920,16 +921,4 @@ async function main(o: Options): Promise<void> {
 }
 
 const opts = options();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-try {
-  await main(opts);
-} catch (err) {
-  process.stderr.write(`api bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runBench('api', () => main(opts), cleanup);

@@ -25,6 +25,7 @@ import { CountingStore } from '../store/counting-store.js';
 import { openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
 import type { CreateInput, LabelSelector, ListResult, Store, Watch, WatchOptions } from '../store/store.js';
 import { freePorts } from '../test/helpers/ports.js';
+import { runBench } from './run-bench.js';
 
 const NODES = 3;
 const MiB = 1024 * 1024;
@@ -500,16 +501,4 @@ async function main(o: Options): Promise<void> {
 }
 
 const opts = options();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-try {
-  await main(opts);
-} catch (err) {
-  process.stderr.write(`control bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runBench('control', () => main(opts), cleanup);

@@ -31,6 +31,7 @@ import { ControllerServiceClient } from '../dataplane/proto/gen/engine.js';
 import { Replica } from '../dataplane/replica/store/replica.js';
 import { formatSize, parseSize } from '../dataplane/util/size.js';
 import { freePorts } from '../test/helpers/ports.js';
+import { runBench } from './run-bench.js';
 
 const MiB = 1024 * 1024;
 const BLOCK = 4096;
@@ -399,16 +400,4 @@ async function main(o: Options): Promise<void> {
 }
 
 const opts = options();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-try {
-  await main(opts);
-} catch (err) {
-  process.stderr.write(`rebuild bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runBench('rebuild', () => main(opts), cleanup);
