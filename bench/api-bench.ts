@@ -171,6 +171,8 @@ async function seedStore(path: string, n: number): Promise<{ bytes: number }> {
           nodeID: owner,
           disableFrontend: false,
           snapshotMaxCount: 0,
+          fromBackup: '',
+          standby: false,
         },
         status: {
           ownerID: 'manager',
@@ -190,6 +192,13 @@ async function seedStore(path: string, n: number): Promise<{ bytes: number }> {
           lastAutoSalvagedAt: '',
           frontendDisabled: false,
           expansionRequired: false,
+          restoreRequired: false,
+          restoreInitiated: false,
+          isStandby: false,
+          lastRestoredBackup: '',
+          restoreProgress: 0,
+          lastBackup: '',
+          lastBackupAt: '',
         },
       });
       const ownerReferences = [{ kind: 'Volume', name: vol, uid: created.metadata.uid, controller: true }];
@@ -244,6 +253,8 @@ async function seedStore(path: string, n: number): Promise<{ bytes: number }> {
           disableFrontend: false,
           unmapMarkSnapChainRemovedEnabled: false,
           replicaTimeout: 8,
+          requestedBackupRestore: '',
+          requestedBackupRestoreURL: '',
         },
         status: {
           ownerID: 'manager',
@@ -262,6 +273,8 @@ async function seedStore(path: string, n: number): Promise<{ bytes: number }> {
           snapshots: {},
           snapshotsError: '',
           salvageExecuted: false,
+          lastRestoredBackup: '',
+          restoreStatus: { state: 'idle', backupName: '', progress: 0, error: '' },
         },
       });
       const ticketId = `shorthorn-api-${owner}`;

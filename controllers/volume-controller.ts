@@ -146,6 +146,8 @@ async function ensureEngine(ctx: ControllerContext, vol: Volume): Promise<Engine
       disableFrontend: false,
       unmapMarkSnapChainRemovedEnabled: false,
       replicaTimeout: ctx.settings.int('engine-replica-timeout'),
+      requestedBackupRestore: '',
+      requestedBackupRestoreURL: '',
     },
   });
 }

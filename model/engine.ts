@@ -39,6 +39,10 @@ export const engineSpec = z.object({
   unmapMarkSnapChainRemovedEnabled: z.boolean().default(false),
   /** Engine-side I/O timeout in seconds (setting `engine-replica-timeout`). */
   replicaTimeout: z.number().int().min(1).default(8),
+  /** Backup name the engine should restore next ('' = none): the volume controller sets it. */
+  requestedBackupRestore: z.string().default(''),
+  /** Longhorn's backup URL of requestedBackupRestore. */
+  requestedBackupRestoreURL: z.string().default(''),
 });
 export type EngineSpec = z.infer<typeof engineSpec>;
 
@@ -53,6 +57,16 @@ export const engineStatus = z.object({
   snapshots: z.record(z.string(), snapshotInfo).default({}),
   snapshotsError: z.string().default(''),
   salvageExecuted: z.boolean().default(false),
+  /** The backup the engine restored last (the base of the next incremental restore). */
+  lastRestoredBackup: z.string().default(''),
+  restoreStatus: z
+    .object({
+      state: z.string().default('idle'),
+      backupName: z.string().default(''),
+      progress: z.number().int().min(0).max(100).default(0),
+      error: z.string().default(''),
+    })
+    .default({ state: 'idle', backupName: '', progress: 0, error: '' }),
 });
 export type EngineStatus = z.infer<typeof engineStatus>;
 

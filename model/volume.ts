@@ -60,6 +60,13 @@ export const volumeSpec = z.object({
   revertRequested: z.object({ snapshot: z.string().min(1), requestedAt: z.string() }).optional(),
   /** A snapshot purge asked at this time, run by the controllers while attached; cleared when done. */
   purgeRequestedAt: z.string().optional(),
+  /** Longhorn's backup URL to restore this volume from at creation ('' = an empty volume). */
+  fromBackup: z.string().default(''),
+  /**
+   * Standby (DR) volume: keeps restoring its backup volume's newest backup, incrementally, with no
+   * frontend; setting it to false (activateVolume) finishes the last restore and opens the volume for use.
+   */
+  standby: z.boolean().default(false),
 });
 export type VolumeSpec = z.infer<typeof volumeSpec>;
 
@@ -78,6 +85,16 @@ export const volumeStatus = z.object({
   lastAutoSalvagedAt: z.string().default(''),
   frontendDisabled: z.boolean().default(false),
   expansionRequired: z.boolean().default(false),
+  /** A restore from spec.fromBackup (or a standby's next backup) is still to be done. */
+  restoreRequired: z.boolean().default(false),
+  restoreInitiated: z.boolean().default(false),
+  isStandby: z.boolean().default(false),
+  /** The backup last restored into this volume (standby volumes move it forward). */
+  lastRestoredBackup: z.string().default(''),
+  restoreProgress: z.number().int().min(0).max(100).default(0),
+  /** The newest completed backup of this volume, and the snapshot time it holds. */
+  lastBackup: z.string().default(''),
+  lastBackupAt: z.string().default(''),
 });
 export type VolumeStatus = z.infer<typeof volumeStatus>;
 
