@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // pretest: the integration tests drive real NBD clients and filesystem tools. Make sure they exist;
 // as root install what is missing from Debian, otherwise fail naming the exact apt-get line.
+// The S3 peer (moto_server) is not in Debian: it comes from pip, into the python3 on PATH (pyenv's).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** command (absolute path where PATH lookups are unreliable) → Debian package providing it. */
 const tools = [
@@ -18,7 +20,13 @@ const tools = [
   ['/usr/sbin/losetup', 'mount'],
   ['/usr/bin/g++', 'g++'],
   ['/usr/bin/make', 'make'],
+  ['/usr/bin/lz4', 'lz4'],
+  ['/bin/gzip', 'gzip'],
+  ['/usr/bin/openssl', 'openssl'],
 ];
+
+/** pip's version pin for moto_server, the S3 server of the backup tests (reference/test-peers.md §3). */
+const MOTO_PIP_SPEC = 'moto[server]==5.2.1';
 
 function missingPackages() {
   const missing = new Set();
@@ -46,6 +54,43 @@ if (missing.length > 0) {
   missing = missingPackages();
   if (missing.length > 0) {
     console.error(`still missing after install: ${missing.join(' ')}`);
+    process.exit(1);
+  }
+}
+/** A command on PATH (pyenv's shims live there, not in /usr/bin), or undefined. */
+function onPath(cmd) {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir === '') continue;
+    try {
+      accessSync(join(dir, cmd), constants.X_OK);
+      return join(dir, cmd);
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+if (onPath('moto_server') === undefined) {
+  const line = `python3 -m pip install "${MOTO_PIP_SPEC}"`;
+  const python3 = onPath('python3');
+  if (process.getuid?.() !== 0 || python3 === undefined) {
+    console.error(`moto_server (S3 server for the backup tests) is missing; run as root:\n  ${line}`);
+    process.exit(1);
+  }
+  console.error(`installing moto_server: ${python3} -m pip install "${MOTO_PIP_SPEC}"`);
+  try {
+    execFileSync(python3, ['-m', 'pip', 'install', '-q', MOTO_PIP_SPEC], { stdio: 'inherit' });
+  } catch {
+    console.error(`pip failed (${python3}); install moto_server by hand with the python3 that has pip:\n  ${line}`);
+    process.exit(1);
+  }
+  // pyenv only sees a new console script after a rehash (its shim directory is what PATH holds).
+  if (onPath('moto_server') === undefined && onPath('pyenv') !== undefined) {
+    execFileSync('pyenv', ['rehash'], { stdio: 'inherit' });
+  }
+  if (onPath('moto_server') === undefined) {
+    console.error(`moto_server is still not on PATH after \`${line}\` (${python3}); add its scripts directory to PATH`);
     process.exit(1);
   }
 }
