@@ -5,6 +5,7 @@
 import { unary } from '../dataplane/grpc/unary.js';
 import { type ControllerServiceClient, ReplicaMode as ProtoMode } from '../dataplane/proto/gen/engine.js';
 import type { Engine, EngineStatus, ReplicaMode, SnapshotInfo } from '../model/engine.js';
+import { engineRestoreStep } from './backup/engine-restore.js';
 import type { ControllerContext } from './context.js';
 import { instanceHost, lookupInstance } from './instances.js';
 import { FINALIZER } from './labels.js';
@@ -87,6 +88,11 @@ export function engineController(ctx: ControllerContext): Controller {
           s.errorMsg = `engine at ${address} does not answer: ${(err as Error).message}`;
         });
         return { requeueAfterMs: ENGINE_POLL_MS };
+      }
+      try {
+        Object.assign(polled, await engineRestoreStep(ctx, e, client));
+      } catch (err) {
+        log.warn({ err, engine: name }, 'restore step failed; retried on the next poll');
       }
       await patchStatus(ctx.store, 'Engine', e, (s) => {
         Object.assign(s, polled);

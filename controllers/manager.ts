@@ -5,6 +5,10 @@ import type { Logger } from 'pino';
 import { KINDS, type Kind } from '../model/kinds.js';
 import type { Node } from '../model/node.js';
 import type { Store } from '../store/store.js';
+import { backupController } from './backup/backup-controller.js';
+import { backupTargetController } from './backup/backup-target-controller.js';
+import { closeDrivers } from './backup/target-access.js';
+import { wireBackups } from './backup/wiring.js';
 import { type ControllerContext, DataplaneClients, type Informers } from './context.js';
 import { engineController } from './engine-controller.js';
 import { EventRecorder } from './events.js';
@@ -12,6 +16,7 @@ import { instanceManagerController } from './instance-manager-controller.js';
 import { engineNameOf } from './labels.js';
 import { nodeController } from './node-controller.js';
 import { ReadYourWritesStore } from './read-your-writes.js';
+import { recurringJobController } from './recurring-job-controller.js';
 import { replicaController } from './replica-controller.js';
 import { type Controller, watchInto } from './runtime/controller.js';
 import { Informer } from './runtime/informer.js';
@@ -54,6 +59,9 @@ export async function startManager(opts: { store: Store; managerID: string; logg
     volume: volumeController(ctx),
     attachment: volumeAttachmentController(ctx),
     snapshot: snapshotController(ctx),
+    recurringJob: recurringJobController(ctx),
+    backupTarget: backupTargetController(ctx),
+    backup: backupController(ctx),
   };
   const volumesOnNode = (nodeID: string) => [
     ...new Set(
@@ -134,6 +142,13 @@ export async function startManager(opts: { store: Store; managerID: string; logg
   watchInto(informers.VolumeAttachment, c.volume);
   watchInto(informers.Snapshot, c.snapshot, (s) => [`${s.spec.volume}/${s.metadata.name}`]);
   watchInto(informers.Setting, c.volume, () => informers.Volume.list().map((v) => v.metadata.name));
+  watchInto(informers.RecurringJob, c.recurringJob);
+  informers.Volume.onEvent((type, v, old) => {
+    // Volumes join and leave jobs through their labels.
+    if (type === 'MODIFIED' && old && JSON.stringify(old.metadata.labels) === JSON.stringify(v.metadata.labels)) return;
+    for (const j of informers.RecurringJob.list()) c.recurringJob.enqueue(j.metadata.name);
+  });
+  wireBackups(informers, c);
 
   for (const k of KINDS) informers[k as Kind].start();
   await Promise.all(KINDS.map((k) => informers[k as Kind].waitForSync()));
@@ -147,6 +162,7 @@ export async function startManager(opts: { store: Store; managerID: string; logg
       await Promise.all(controllers.map((x) => x.stop()));
       for (const k of KINDS) informers[k as Kind].stop();
       ctx.clients.close();
+      await closeDrivers();
     },
   };
 }

@@ -7,6 +7,7 @@ import type { Engine } from '../model/engine.js';
 import { nowIso } from '../model/meta.js';
 import type { Replica } from '../model/replica.js';
 import { type Volume, VolumeConditionType, type VolumeRobustness, type VolumeState } from '../model/volume.js';
+import { syncRestore } from './backup/volume-restore.js';
 import type { ControllerContext } from './context.js';
 import { engineNameOf, FINALIZER, ownedByVolume } from './labels.js';
 import { Controller, type ReconcileResult } from './runtime/controller.js';
@@ -48,9 +49,10 @@ export async function reconcileVolume(ctx: ControllerContext, name: string): Pro
   replicas = replicasOf();
   const { state, requeueAfterMs } = await attachDetach(ctx, vol, engine, replicas);
   await writeStatus(ctx, vol, engine, replicas, state, rep.unschedulable);
+  const restoreMs = await syncRestore(ctx, ctx.informers.Volume.get(name) ?? vol, engine, replicas);
   const revert = await reconcileRevert(ctx, name);
   const purge = await reconcilePurge(ctx, name);
-  const next = [requeueAfterMs, rep.requeueAfterMs, revert?.requeueAfterMs, purge?.requeueAfterMs].filter(
+  const next = [requeueAfterMs, rep.requeueAfterMs, revert?.requeueAfterMs, purge?.requeueAfterMs, restoreMs].filter(
     (x): x is number => x !== undefined,
   );
   return next.length ? { requeueAfterMs: Math.min(...next) } : undefined;

@@ -6,8 +6,8 @@ import { condition, type Resource, resourceSchema } from './meta.js';
 export const DEFAULT_BACKUP_TARGET = 'default';
 
 export const BackupTargetConditionType = {
-  /** False while the target cannot be listed (down, refused credentials, bad URL); message says why. */
-  Unavailable: 'Unavailable',
+  /** True once the target was listed; False while it cannot be (down, refused credentials, bad URL): message says why. */
+  Available: 'Available',
 } as const;
 
 export const backupTargetSpec = z.object({
