@@ -1,4 +1,4 @@
-// `shorthorn engine-ctl --engine HOST:PORT replicas|add|rm|mode|volume|metrics|expand|frontend|rebuild-status|salvage`: talk to a running
+// `shorthorn engine-ctl --engine HOST:PORT replicas|add|rm|mode|volume|metrics|expand|frontend|rebuild-status|salvage|backup|restore|restore-status`: talk to a running
 // engine's ControllerService, for a person at a terminal (tables) or a script (-o json).
 import { credentials } from '@grpc/grpc-js';
 import { type Command, Option } from 'commander';
@@ -11,6 +11,7 @@ import {
 } from '../dataplane/proto/gen/engine.js';
 import { formatHostPort, parseHostPort, parseReplicaAddress } from '../dataplane/util/address.js';
 import { formatSize, parseVolumeSize } from '../dataplane/util/size.js';
+import { registerBackupCommands } from './engine-ctl-backup.js';
 import { waitForRebuild } from './rebuild-progress.js';
 import { formatTable } from './table.js';
 
@@ -194,6 +195,8 @@ export function registerEngineCtlCommand(program: Command): void {
         );
       }),
     );
+
+  registerBackupCommands(ctl, withClient, show);
 
   ctl
     .command('metrics')

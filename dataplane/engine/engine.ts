@@ -6,11 +6,13 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { type BlockDevice, BlockDeviceError, type Extent } from '../block-device.js';
 import { unary } from '../grpc/unary.js';
+import { VolumeBackups } from './backups.js';
 import { IoGate } from './io-gate.js';
 import { IoMetrics } from './io-metrics.js';
 import { RangeLock } from './range-lock.js';
 import { ReplicaRebuilder } from './rebuild.js';
 import { ReplicaBackend, type ReplicaMode } from './replica-backend.js';
+import { VolumeRestore } from './restore.js';
 import { VolumeSnapshots } from './snapshots.js';
 
 export interface EngineOptions {
@@ -74,6 +76,8 @@ export class Engine extends EventEmitter implements BlockDevice {
   private nextReader = 0;
   readonly snapshots: VolumeSnapshots;
   readonly rebuilder: ReplicaRebuilder;
+  readonly backups: VolumeBackups;
+  readonly restore: VolumeRestore;
   private readonly gate = new IoGate();
   private readonly ranges = new RangeLock();
   private timer: NodeJS.Timeout | null = null;
@@ -91,6 +95,10 @@ export class Engine extends EventEmitter implements BlockDevice {
     this.snapshots = new VolumeSnapshots(this, this.log);
     // A rebuild leaves system snapshots behind; they are purged as soon as it is done.
     this.rebuilder = new ReplicaRebuilder(this, this.log, () => this.snapshots.purge());
+    this.restore = new VolumeRestore(this, this.log);
+    this.backups = new VolumeBackups(this, this.log, () =>
+      this.restore.inProgress ? `it is restoring backup ${this.restore.status().backupName}` : null,
+    );
   }
 
   /**
@@ -464,6 +472,7 @@ export class Engine extends EventEmitter implements BlockDevice {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    await this.restore.stop('the engine shut down during the restore');
     const healthy = this.backends.filter((b) => b.mode !== 'ERR');
     await Promise.allSettled(healthy.map((b) => b.data.flush()));
     await Promise.allSettled(

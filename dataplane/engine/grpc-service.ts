@@ -2,8 +2,11 @@
 import { status } from '@grpc/grpc-js';
 import { handleUnary, statusError } from '../grpc/status-error.js';
 import {
+  type BackupRestoreRequest,
   type ControllerReplica,
   type ControllerServiceServer,
+  type EngineBackupCreateRequest,
+  type EngineBackupStatusRequest,
   ReplicaMode as ProtoMode,
   type Volume,
 } from '../proto/gen/engine.js';
@@ -107,6 +110,12 @@ export function controllerService(engine: Engine, frontendControl: FrontendContr
       return volume();
     }),
     volumeFrontendStart: handleUnary(async () => {
+      if (engine.restore.inProgress) {
+        throw statusError(
+          status.FAILED_PRECONDITION,
+          `volume ${engine.volume} is restoring backup ${engine.restore.status().backupName}; start the frontend once it is complete (BackupRestoreStatus)`,
+        );
+      }
       await frontendControl.start().catch(failed(status.UNAVAILABLE));
       return volume();
     }),
@@ -130,5 +139,9 @@ export function controllerService(engine: Engine, frontendControl: FrontendContr
         mode: b ? b.mode : 'ERR',
       };
     }),
+    backupCreate: handleUnary((req: EngineBackupCreateRequest) => engine.backups.create(req)),
+    backupStatus: handleUnary((req: EngineBackupStatusRequest) => engine.backups.status(req)),
+    backupRestore: handleUnary((req: BackupRestoreRequest) => engine.restore.start(req)),
+    backupRestoreStatus: handleUnary(() => engine.restore.status()),
   };
 }

@@ -84,6 +84,7 @@ export class VolumeSnapshots {
   /** Every replica folds its removed and system snapshots away; the volume keeps serving. */
   async purge(): Promise<{ address: string; actions: number; error: string }[]> {
     this.checkNotRebuilding('purge snapshots');
+    await this.engine.backups.checkNoBackup('purge');
     const targets = this.engine.healthyReplicas();
     const results = await Promise.allSettled(
       targets.map((b) => unary(b.control.snapshotPurge, b.control, {}, LONG_DEADLINE_MS)),
@@ -91,7 +92,9 @@ export class VolumeSnapshots {
     return results.map((r, i) => {
       const b = targets[i]!;
       if (r.status === 'fulfilled') return { address: b.address, actions: r.value.actions, error: '' };
-      this.engine.markFailed(b, r.reason, 'purge');
+      // A refusal (a backup started meanwhile, another purge) changed nothing: the replica is fine.
+      const refused = (r.reason as { code?: unknown }).code === status.FAILED_PRECONDITION;
+      if (!refused) this.engine.markFailed(b, r.reason, 'purge');
       return { address: b.address, actions: 0, error: messageOf(r.reason) };
     });
   }
@@ -105,6 +108,13 @@ export class VolumeSnapshots {
       );
     }
     this.checkNotRebuilding('revert');
+    if (this.engine.restore.inProgress) {
+      throw statusError(
+        status.FAILED_PRECONDITION,
+        `volume ${this.engine.volume} is restoring backup ${this.engine.restore.status().backupName}; revert after it ended`,
+      );
+    }
+    await this.engine.backups.checkNoBackup('revert');
     const disk = await this.existing(name);
     if (disk.removed)
       throw statusError(status.FAILED_PRECONDITION, `snapshot ${name} is removed; it cannot be reverted to`);

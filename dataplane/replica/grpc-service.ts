@@ -9,6 +9,8 @@ import type { Logger } from 'pino';
 import { statusError } from '../grpc/status-error.js';
 import { checkVolumeName } from '../grpc/volume-identity.js';
 import type {
+  BackupCreateRequest,
+  BackupJob,
   DiskInfo as DiskInfoMessage,
   PurgeReply,
   RebuildStatus,
@@ -18,6 +20,7 @@ import type {
   SnapshotChecksum,
 } from '../proto/gen/replica.js';
 import { RebuildTarget } from '../sync/rebuild-target.js';
+import { BackupJobError, BackupJobs } from './backup-jobs.js';
 import { Replica, ReplicaChainError, type ReplicaInfo, type SnapshotOptions } from './store/replica.js';
 
 /** A control request that failed, with the gRPC status it maps to. */
@@ -52,6 +55,7 @@ export class ReplicaControl {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly logger: Logger;
   readonly rebuild: RebuildTarget;
+  readonly backups: BackupJobs;
 
   constructor(opts: ReplicaControlOptions) {
     this.dir = opts.dir;
@@ -62,6 +66,31 @@ export class ReplicaControl {
       logger: opts.logger,
       volume: opts.volume,
     });
+    this.backups = new BackupJobs({
+      replica: () => this.current,
+      logger: opts.logger.child({ component: 'backup' }),
+      volume: opts.volume,
+    });
+  }
+
+  /** Starts a backup job (BackupCreate); returns at once. */
+  startBackup(req: BackupCreateRequest): BackupJob {
+    try {
+      return this.backups.start(req);
+    } catch (err) {
+      if (err instanceof BackupJobError) throw new ReplicaControlError(err.message, err.code, { cause: err });
+      throw err;
+    }
+  }
+
+  backupStatus(name: string): BackupJob {
+    if (!name) throw new ReplicaControlError('a backup name is required', status.INVALID_ARGUMENT);
+    try {
+      return this.backups.status(name);
+    } catch (err) {
+      if (err instanceof BackupJobError) throw new ReplicaControlError(err.message, err.code, { cause: err });
+      throw err;
+    }
   }
 
   /** The open replica, or null while closed. */
@@ -82,6 +111,7 @@ export class ReplicaControl {
       headMtimeUs: headMtimeUs(this.dir, info.head),
       openedDirty: this.current !== null && this.openedDirty,
       unmapMarkChainRemoved: this.current?.unmapMarkChainRemoved ?? false,
+      backupsInProgress: this.backups.inProgress(),
     });
   }
 
@@ -235,6 +265,8 @@ export class ReplicaControl {
     return this.exclusive(async () => {
       const r = this.current;
       if (r === null) return this.get();
+      // A backup reads through the open layers: it ends (as failed) before they close.
+      await this.backups.abortAll('the replica was closed while the backup ran');
       // From here on the data port answers "not open"; the object is not used again even if close fails.
       this.current = null;
       try {
@@ -303,6 +335,9 @@ export function createReplicaService(control: ReplicaControl, logger: Logger, vo
     ),
     replicaRebuild: handle('ReplicaRebuild', (req) => control.startRebuild(req)),
     replicaRebuildStatus: handle('ReplicaRebuildStatus', () => control.rebuild.status()),
+    backupCreate: handle('BackupCreate', (req) => control.startBackup(req)),
+    backupStatus: handle('BackupStatus', (req) => control.backupStatus(req.backupName)),
+    backupList: handle('BackupList', () => ({ jobs: control.backups.list() })),
   };
 }
 
@@ -344,7 +379,7 @@ function toMessage(
   info: ReplicaInfo,
   dataPort: number,
   dir: string,
-  extra: Pick<ReplicaMessage, 'headMtimeUs' | 'openedDirty' | 'unmapMarkChainRemoved'>,
+  extra: Pick<ReplicaMessage, 'headMtimeUs' | 'openedDirty' | 'unmapMarkChainRemoved' | 'backupsInProgress'>,
 ): ReplicaMessage {
   const disks: Record<string, DiskInfoMessage> = {};
   for (const [name, d] of Object.entries(info.disks)) {

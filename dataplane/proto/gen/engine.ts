@@ -208,6 +208,111 @@ export interface RebuildProgress {
   mode: string;
 }
 
+/**
+ * Backups (reference/longhorn-engine.md §5): the engine picks an RW replica holding the snapshot and
+ * the replica process runs the backup; restores run in the engine and write through it to every replica.
+ */
+export interface EngineBackupCreateRequest {
+  /** empty = backup-<16 hex> */
+  backupName: string;
+  snapshotName: string;
+  /** the backup volume's name; empty = the engine's volume */
+  volumeName: string;
+  /** 0 = the engine's volume size */
+  volumeSize: number;
+  targetUrl: string;
+  credential: { [key: string]: string };
+  labels: { [key: string]: string };
+  /** incremental (default) | full */
+  mode: string;
+  /** lz4 (default) | gzip | none */
+  compression: string;
+  concurrency: number;
+  /** 0 = 2 MiB */
+  blockSize: number;
+  volumeLabels: { [key: string]: string };
+}
+
+export interface EngineBackupCreateRequest_CredentialEntry {
+  key: string;
+  value: string;
+}
+
+export interface EngineBackupCreateRequest_LabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface EngineBackupCreateRequest_VolumeLabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface EngineBackupJob {
+  /** the replica running it: pass it to BackupStatus */
+  replicaAddress: string;
+  backupName: string;
+  snapshotName: string;
+  /** in_progress | complete | error */
+  state: string;
+  /** 0-100 */
+  progress: number;
+  error: string;
+  url: string;
+  isIncremental: boolean;
+  blocksUploaded: number;
+  bytesUploaded: number;
+  blocksReused: number;
+  volumeName: string;
+  targetUrl: string;
+  bytesDone: number;
+  bytesTotal: number;
+  blockCount: number;
+  startedAt: string;
+  finishedAt: string;
+}
+
+export interface EngineBackupStatusRequest {
+  backupName: string;
+  /** empty = the replica this engine sent it to, else every replica is asked */
+  replicaAddress: string;
+}
+
+export interface BackupRestoreRequest {
+  /** TARGET?backup=NAME&volume=VOLUME (as BackupCreate reported it) */
+  backupUrl: string;
+  credential: { [key: string]: string };
+  /** empty = full restore; else only what changed since that backup */
+  lastRestoredBackupName: string;
+  /** 0 = the store's default */
+  concurrency: number;
+}
+
+export interface BackupRestoreRequest_CredentialEntry {
+  key: string;
+  value: string;
+}
+
+export interface RestoreStatus {
+  /** idle | in_progress | complete | error */
+  state: string;
+  /** 0-100 */
+  progress: number;
+  error: string;
+  /** the backup being (or last) restored */
+  backupName: string;
+  /** the last backup restored completely */
+  lastRestoredBackupName: string;
+  bytesDone: number;
+  bytesTotal: number;
+  backupUrl: string;
+  /** restore-<backup> once complete */
+  snapshotName: string;
+  isIncremental: boolean;
+  blocksWritten: number;
+  bytesZeroed: number;
+}
+
 function createBaseEmpty(): Empty {
   return {};
 }
@@ -2497,6 +2602,1708 @@ export const RebuildProgress: MessageFns<RebuildProgress> = {
   },
 };
 
+function createBaseEngineBackupCreateRequest(): EngineBackupCreateRequest {
+  return {
+    backupName: "",
+    snapshotName: "",
+    volumeName: "",
+    volumeSize: 0,
+    targetUrl: "",
+    credential: {},
+    labels: {},
+    mode: "",
+    compression: "",
+    concurrency: 0,
+    blockSize: 0,
+    volumeLabels: {},
+  };
+}
+
+export const EngineBackupCreateRequest: MessageFns<EngineBackupCreateRequest> = {
+  encode(message: EngineBackupCreateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.backupName !== "") {
+      writer.uint32(10).string(message.backupName);
+    }
+    if (message.snapshotName !== "") {
+      writer.uint32(18).string(message.snapshotName);
+    }
+    if (message.volumeName !== "") {
+      writer.uint32(26).string(message.volumeName);
+    }
+    if (message.volumeSize !== 0) {
+      writer.uint32(32).int64(message.volumeSize);
+    }
+    if (message.targetUrl !== "") {
+      writer.uint32(42).string(message.targetUrl);
+    }
+    globalThis.Object.entries(message.credential).forEach(([key, value]: [string, string]) => {
+      EngineBackupCreateRequest_CredentialEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      EngineBackupCreateRequest_LabelsEntry.encode({ key: key as any, value }, writer.uint32(58).fork()).join();
+    });
+    if (message.mode !== "") {
+      writer.uint32(66).string(message.mode);
+    }
+    if (message.compression !== "") {
+      writer.uint32(74).string(message.compression);
+    }
+    if (message.concurrency !== 0) {
+      writer.uint32(80).int32(message.concurrency);
+    }
+    if (message.blockSize !== 0) {
+      writer.uint32(88).int64(message.blockSize);
+    }
+    globalThis.Object.entries(message.volumeLabels).forEach(([key, value]: [string, string]) => {
+      EngineBackupCreateRequest_VolumeLabelsEntry.encode({ key: key as any, value }, writer.uint32(98).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EngineBackupCreateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEngineBackupCreateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.backupName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.snapshotName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.volumeName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.volumeSize = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.targetUrl = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = EngineBackupCreateRequest_CredentialEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.credential[entry6.key] = entry6.value;
+            }
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            const entry7 = EngineBackupCreateRequest_LabelsEntry.decode(reader, reader.uint32());
+            if (entry7.value !== undefined) {
+              message.labels[entry7.key] = entry7.value;
+            }
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.mode = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.compression = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.concurrency = reader.int32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.blockSize = longToNumber(reader.int64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            const entry12 = EngineBackupCreateRequest_VolumeLabelsEntry.decode(reader, reader.uint32());
+            if (entry12.value !== undefined) {
+              message.volumeLabels[entry12.key] = entry12.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EngineBackupCreateRequest {
+    return {
+      backupName: isSet(object.backupName)
+        ? globalThis.String(object.backupName)
+        : isSet(object.backup_name)
+        ? globalThis.String(object.backup_name)
+        : "",
+      snapshotName: isSet(object.snapshotName)
+        ? globalThis.String(object.snapshotName)
+        : isSet(object.snapshot_name)
+        ? globalThis.String(object.snapshot_name)
+        : "",
+      volumeName: isSet(object.volumeName)
+        ? globalThis.String(object.volumeName)
+        : isSet(object.volume_name)
+        ? globalThis.String(object.volume_name)
+        : "",
+      volumeSize: isSet(object.volumeSize)
+        ? globalThis.Number(object.volumeSize)
+        : isSet(object.volume_size)
+        ? globalThis.Number(object.volume_size)
+        : 0,
+      targetUrl: isSet(object.targetUrl)
+        ? globalThis.String(object.targetUrl)
+        : isSet(object.target_url)
+        ? globalThis.String(object.target_url)
+        : "",
+      credential: isObject(object.credential)
+        ? (globalThis.Object.entries(object.credential) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      mode: isSet(object.mode) ? globalThis.String(object.mode) : "",
+      compression: isSet(object.compression) ? globalThis.String(object.compression) : "",
+      concurrency: isSet(object.concurrency) ? globalThis.Number(object.concurrency) : 0,
+      blockSize: isSet(object.blockSize)
+        ? globalThis.Number(object.blockSize)
+        : isSet(object.block_size)
+        ? globalThis.Number(object.block_size)
+        : 0,
+      volumeLabels: isObject(object.volumeLabels)
+        ? (globalThis.Object.entries(object.volumeLabels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.volume_labels)
+        ? (globalThis.Object.entries(object.volume_labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: EngineBackupCreateRequest): unknown {
+    const obj: any = {};
+    if (message.backupName !== "") {
+      obj.backupName = message.backupName;
+    }
+    if (message.snapshotName !== "") {
+      obj.snapshotName = message.snapshotName;
+    }
+    if (message.volumeName !== "") {
+      obj.volumeName = message.volumeName;
+    }
+    if (message.volumeSize !== 0) {
+      obj.volumeSize = Math.round(message.volumeSize);
+    }
+    if (message.targetUrl !== "") {
+      obj.targetUrl = message.targetUrl;
+    }
+    if (message.credential) {
+      const entries = globalThis.Object.entries(message.credential) as [string, string][];
+      if (entries.length > 0) {
+        obj.credential = {};
+        entries.forEach(([k, v]) => {
+          obj.credential[k] = v;
+        });
+      }
+    }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
+    if (message.mode !== "") {
+      obj.mode = message.mode;
+    }
+    if (message.compression !== "") {
+      obj.compression = message.compression;
+    }
+    if (message.concurrency !== 0) {
+      obj.concurrency = Math.round(message.concurrency);
+    }
+    if (message.blockSize !== 0) {
+      obj.blockSize = Math.round(message.blockSize);
+    }
+    if (message.volumeLabels) {
+      const entries = globalThis.Object.entries(message.volumeLabels) as [string, string][];
+      if (entries.length > 0) {
+        obj.volumeLabels = {};
+        entries.forEach(([k, v]) => {
+          obj.volumeLabels[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EngineBackupCreateRequest>, I>>(base?: I): EngineBackupCreateRequest {
+    return EngineBackupCreateRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EngineBackupCreateRequest>, I>>(object: I): EngineBackupCreateRequest {
+    const message = createBaseEngineBackupCreateRequest();
+    message.backupName = object.backupName ?? "";
+    message.snapshotName = object.snapshotName ?? "";
+    message.volumeName = object.volumeName ?? "";
+    message.volumeSize = object.volumeSize ?? 0;
+    message.targetUrl = object.targetUrl ?? "";
+    message.credential = (globalThis.Object.entries(object.credential ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.mode = object.mode ?? "";
+    message.compression = object.compression ?? "";
+    message.concurrency = object.concurrency ?? 0;
+    message.blockSize = object.blockSize ?? 0;
+    message.volumeLabels = (globalThis.Object.entries(object.volumeLabels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseEngineBackupCreateRequest_CredentialEntry(): EngineBackupCreateRequest_CredentialEntry {
+  return { key: "", value: "" };
+}
+
+export const EngineBackupCreateRequest_CredentialEntry: MessageFns<EngineBackupCreateRequest_CredentialEntry> = {
+  encode(message: EngineBackupCreateRequest_CredentialEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EngineBackupCreateRequest_CredentialEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEngineBackupCreateRequest_CredentialEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EngineBackupCreateRequest_CredentialEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: EngineBackupCreateRequest_CredentialEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EngineBackupCreateRequest_CredentialEntry>, I>>(
+    base?: I,
+  ): EngineBackupCreateRequest_CredentialEntry {
+    return EngineBackupCreateRequest_CredentialEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EngineBackupCreateRequest_CredentialEntry>, I>>(
+    object: I,
+  ): EngineBackupCreateRequest_CredentialEntry {
+    const message = createBaseEngineBackupCreateRequest_CredentialEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseEngineBackupCreateRequest_LabelsEntry(): EngineBackupCreateRequest_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const EngineBackupCreateRequest_LabelsEntry: MessageFns<EngineBackupCreateRequest_LabelsEntry> = {
+  encode(message: EngineBackupCreateRequest_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EngineBackupCreateRequest_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEngineBackupCreateRequest_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EngineBackupCreateRequest_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: EngineBackupCreateRequest_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EngineBackupCreateRequest_LabelsEntry>, I>>(
+    base?: I,
+  ): EngineBackupCreateRequest_LabelsEntry {
+    return EngineBackupCreateRequest_LabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EngineBackupCreateRequest_LabelsEntry>, I>>(
+    object: I,
+  ): EngineBackupCreateRequest_LabelsEntry {
+    const message = createBaseEngineBackupCreateRequest_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseEngineBackupCreateRequest_VolumeLabelsEntry(): EngineBackupCreateRequest_VolumeLabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const EngineBackupCreateRequest_VolumeLabelsEntry: MessageFns<EngineBackupCreateRequest_VolumeLabelsEntry> = {
+  encode(
+    message: EngineBackupCreateRequest_VolumeLabelsEntry,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EngineBackupCreateRequest_VolumeLabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEngineBackupCreateRequest_VolumeLabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EngineBackupCreateRequest_VolumeLabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: EngineBackupCreateRequest_VolumeLabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EngineBackupCreateRequest_VolumeLabelsEntry>, I>>(
+    base?: I,
+  ): EngineBackupCreateRequest_VolumeLabelsEntry {
+    return EngineBackupCreateRequest_VolumeLabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EngineBackupCreateRequest_VolumeLabelsEntry>, I>>(
+    object: I,
+  ): EngineBackupCreateRequest_VolumeLabelsEntry {
+    const message = createBaseEngineBackupCreateRequest_VolumeLabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseEngineBackupJob(): EngineBackupJob {
+  return {
+    replicaAddress: "",
+    backupName: "",
+    snapshotName: "",
+    state: "",
+    progress: 0,
+    error: "",
+    url: "",
+    isIncremental: false,
+    blocksUploaded: 0,
+    bytesUploaded: 0,
+    blocksReused: 0,
+    volumeName: "",
+    targetUrl: "",
+    bytesDone: 0,
+    bytesTotal: 0,
+    blockCount: 0,
+    startedAt: "",
+    finishedAt: "",
+  };
+}
+
+export const EngineBackupJob: MessageFns<EngineBackupJob> = {
+  encode(message: EngineBackupJob, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.replicaAddress !== "") {
+      writer.uint32(10).string(message.replicaAddress);
+    }
+    if (message.backupName !== "") {
+      writer.uint32(18).string(message.backupName);
+    }
+    if (message.snapshotName !== "") {
+      writer.uint32(26).string(message.snapshotName);
+    }
+    if (message.state !== "") {
+      writer.uint32(34).string(message.state);
+    }
+    if (message.progress !== 0) {
+      writer.uint32(40).int32(message.progress);
+    }
+    if (message.error !== "") {
+      writer.uint32(50).string(message.error);
+    }
+    if (message.url !== "") {
+      writer.uint32(58).string(message.url);
+    }
+    if (message.isIncremental !== false) {
+      writer.uint32(64).bool(message.isIncremental);
+    }
+    if (message.blocksUploaded !== 0) {
+      writer.uint32(72).int64(message.blocksUploaded);
+    }
+    if (message.bytesUploaded !== 0) {
+      writer.uint32(80).int64(message.bytesUploaded);
+    }
+    if (message.blocksReused !== 0) {
+      writer.uint32(88).int64(message.blocksReused);
+    }
+    if (message.volumeName !== "") {
+      writer.uint32(98).string(message.volumeName);
+    }
+    if (message.targetUrl !== "") {
+      writer.uint32(106).string(message.targetUrl);
+    }
+    if (message.bytesDone !== 0) {
+      writer.uint32(112).int64(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      writer.uint32(120).int64(message.bytesTotal);
+    }
+    if (message.blockCount !== 0) {
+      writer.uint32(128).int64(message.blockCount);
+    }
+    if (message.startedAt !== "") {
+      writer.uint32(138).string(message.startedAt);
+    }
+    if (message.finishedAt !== "") {
+      writer.uint32(146).string(message.finishedAt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EngineBackupJob {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEngineBackupJob();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.replicaAddress = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.backupName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.snapshotName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.progress = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.url = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.isIncremental = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.blocksUploaded = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.bytesUploaded = longToNumber(reader.int64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.blocksReused = longToNumber(reader.int64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.volumeName = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.targetUrl = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.bytesDone = longToNumber(reader.int64());
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.bytesTotal = longToNumber(reader.int64());
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.blockCount = longToNumber(reader.int64());
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.startedAt = reader.string();
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.finishedAt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EngineBackupJob {
+    return {
+      replicaAddress: isSet(object.replicaAddress)
+        ? globalThis.String(object.replicaAddress)
+        : isSet(object.replica_address)
+        ? globalThis.String(object.replica_address)
+        : "",
+      backupName: isSet(object.backupName)
+        ? globalThis.String(object.backupName)
+        : isSet(object.backup_name)
+        ? globalThis.String(object.backup_name)
+        : "",
+      snapshotName: isSet(object.snapshotName)
+        ? globalThis.String(object.snapshotName)
+        : isSet(object.snapshot_name)
+        ? globalThis.String(object.snapshot_name)
+        : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      progress: isSet(object.progress) ? globalThis.Number(object.progress) : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      url: isSet(object.url) ? globalThis.String(object.url) : "",
+      isIncremental: isSet(object.isIncremental)
+        ? globalThis.Boolean(object.isIncremental)
+        : isSet(object.is_incremental)
+        ? globalThis.Boolean(object.is_incremental)
+        : false,
+      blocksUploaded: isSet(object.blocksUploaded)
+        ? globalThis.Number(object.blocksUploaded)
+        : isSet(object.blocks_uploaded)
+        ? globalThis.Number(object.blocks_uploaded)
+        : 0,
+      bytesUploaded: isSet(object.bytesUploaded)
+        ? globalThis.Number(object.bytesUploaded)
+        : isSet(object.bytes_uploaded)
+        ? globalThis.Number(object.bytes_uploaded)
+        : 0,
+      blocksReused: isSet(object.blocksReused)
+        ? globalThis.Number(object.blocksReused)
+        : isSet(object.blocks_reused)
+        ? globalThis.Number(object.blocks_reused)
+        : 0,
+      volumeName: isSet(object.volumeName)
+        ? globalThis.String(object.volumeName)
+        : isSet(object.volume_name)
+        ? globalThis.String(object.volume_name)
+        : "",
+      targetUrl: isSet(object.targetUrl)
+        ? globalThis.String(object.targetUrl)
+        : isSet(object.target_url)
+        ? globalThis.String(object.target_url)
+        : "",
+      bytesDone: isSet(object.bytesDone)
+        ? globalThis.Number(object.bytesDone)
+        : isSet(object.bytes_done)
+        ? globalThis.Number(object.bytes_done)
+        : 0,
+      bytesTotal: isSet(object.bytesTotal)
+        ? globalThis.Number(object.bytesTotal)
+        : isSet(object.bytes_total)
+        ? globalThis.Number(object.bytes_total)
+        : 0,
+      blockCount: isSet(object.blockCount)
+        ? globalThis.Number(object.blockCount)
+        : isSet(object.block_count)
+        ? globalThis.Number(object.block_count)
+        : 0,
+      startedAt: isSet(object.startedAt)
+        ? globalThis.String(object.startedAt)
+        : isSet(object.started_at)
+        ? globalThis.String(object.started_at)
+        : "",
+      finishedAt: isSet(object.finishedAt)
+        ? globalThis.String(object.finishedAt)
+        : isSet(object.finished_at)
+        ? globalThis.String(object.finished_at)
+        : "",
+    };
+  },
+
+  toJSON(message: EngineBackupJob): unknown {
+    const obj: any = {};
+    if (message.replicaAddress !== "") {
+      obj.replicaAddress = message.replicaAddress;
+    }
+    if (message.backupName !== "") {
+      obj.backupName = message.backupName;
+    }
+    if (message.snapshotName !== "") {
+      obj.snapshotName = message.snapshotName;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.progress !== 0) {
+      obj.progress = Math.round(message.progress);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.url !== "") {
+      obj.url = message.url;
+    }
+    if (message.isIncremental !== false) {
+      obj.isIncremental = message.isIncremental;
+    }
+    if (message.blocksUploaded !== 0) {
+      obj.blocksUploaded = Math.round(message.blocksUploaded);
+    }
+    if (message.bytesUploaded !== 0) {
+      obj.bytesUploaded = Math.round(message.bytesUploaded);
+    }
+    if (message.blocksReused !== 0) {
+      obj.blocksReused = Math.round(message.blocksReused);
+    }
+    if (message.volumeName !== "") {
+      obj.volumeName = message.volumeName;
+    }
+    if (message.targetUrl !== "") {
+      obj.targetUrl = message.targetUrl;
+    }
+    if (message.bytesDone !== 0) {
+      obj.bytesDone = Math.round(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      obj.bytesTotal = Math.round(message.bytesTotal);
+    }
+    if (message.blockCount !== 0) {
+      obj.blockCount = Math.round(message.blockCount);
+    }
+    if (message.startedAt !== "") {
+      obj.startedAt = message.startedAt;
+    }
+    if (message.finishedAt !== "") {
+      obj.finishedAt = message.finishedAt;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EngineBackupJob>, I>>(base?: I): EngineBackupJob {
+    return EngineBackupJob.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EngineBackupJob>, I>>(object: I): EngineBackupJob {
+    const message = createBaseEngineBackupJob();
+    message.replicaAddress = object.replicaAddress ?? "";
+    message.backupName = object.backupName ?? "";
+    message.snapshotName = object.snapshotName ?? "";
+    message.state = object.state ?? "";
+    message.progress = object.progress ?? 0;
+    message.error = object.error ?? "";
+    message.url = object.url ?? "";
+    message.isIncremental = object.isIncremental ?? false;
+    message.blocksUploaded = object.blocksUploaded ?? 0;
+    message.bytesUploaded = object.bytesUploaded ?? 0;
+    message.blocksReused = object.blocksReused ?? 0;
+    message.volumeName = object.volumeName ?? "";
+    message.targetUrl = object.targetUrl ?? "";
+    message.bytesDone = object.bytesDone ?? 0;
+    message.bytesTotal = object.bytesTotal ?? 0;
+    message.blockCount = object.blockCount ?? 0;
+    message.startedAt = object.startedAt ?? "";
+    message.finishedAt = object.finishedAt ?? "";
+    return message;
+  },
+};
+
+function createBaseEngineBackupStatusRequest(): EngineBackupStatusRequest {
+  return { backupName: "", replicaAddress: "" };
+}
+
+export const EngineBackupStatusRequest: MessageFns<EngineBackupStatusRequest> = {
+  encode(message: EngineBackupStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.backupName !== "") {
+      writer.uint32(10).string(message.backupName);
+    }
+    if (message.replicaAddress !== "") {
+      writer.uint32(18).string(message.replicaAddress);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EngineBackupStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEngineBackupStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.backupName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.replicaAddress = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EngineBackupStatusRequest {
+    return {
+      backupName: isSet(object.backupName)
+        ? globalThis.String(object.backupName)
+        : isSet(object.backup_name)
+        ? globalThis.String(object.backup_name)
+        : "",
+      replicaAddress: isSet(object.replicaAddress)
+        ? globalThis.String(object.replicaAddress)
+        : isSet(object.replica_address)
+        ? globalThis.String(object.replica_address)
+        : "",
+    };
+  },
+
+  toJSON(message: EngineBackupStatusRequest): unknown {
+    const obj: any = {};
+    if (message.backupName !== "") {
+      obj.backupName = message.backupName;
+    }
+    if (message.replicaAddress !== "") {
+      obj.replicaAddress = message.replicaAddress;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EngineBackupStatusRequest>, I>>(base?: I): EngineBackupStatusRequest {
+    return EngineBackupStatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EngineBackupStatusRequest>, I>>(object: I): EngineBackupStatusRequest {
+    const message = createBaseEngineBackupStatusRequest();
+    message.backupName = object.backupName ?? "";
+    message.replicaAddress = object.replicaAddress ?? "";
+    return message;
+  },
+};
+
+function createBaseBackupRestoreRequest(): BackupRestoreRequest {
+  return { backupUrl: "", credential: {}, lastRestoredBackupName: "", concurrency: 0 };
+}
+
+export const BackupRestoreRequest: MessageFns<BackupRestoreRequest> = {
+  encode(message: BackupRestoreRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.backupUrl !== "") {
+      writer.uint32(10).string(message.backupUrl);
+    }
+    globalThis.Object.entries(message.credential).forEach(([key, value]: [string, string]) => {
+      BackupRestoreRequest_CredentialEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.lastRestoredBackupName !== "") {
+      writer.uint32(26).string(message.lastRestoredBackupName);
+    }
+    if (message.concurrency !== 0) {
+      writer.uint32(32).int32(message.concurrency);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupRestoreRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupRestoreRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.backupUrl = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = BackupRestoreRequest_CredentialEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.credential[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.lastRestoredBackupName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.concurrency = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupRestoreRequest {
+    return {
+      backupUrl: isSet(object.backupUrl)
+        ? globalThis.String(object.backupUrl)
+        : isSet(object.backup_url)
+        ? globalThis.String(object.backup_url)
+        : "",
+      credential: isObject(object.credential)
+        ? (globalThis.Object.entries(object.credential) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      lastRestoredBackupName: isSet(object.lastRestoredBackupName)
+        ? globalThis.String(object.lastRestoredBackupName)
+        : isSet(object.last_restored_backup_name)
+        ? globalThis.String(object.last_restored_backup_name)
+        : "",
+      concurrency: isSet(object.concurrency) ? globalThis.Number(object.concurrency) : 0,
+    };
+  },
+
+  toJSON(message: BackupRestoreRequest): unknown {
+    const obj: any = {};
+    if (message.backupUrl !== "") {
+      obj.backupUrl = message.backupUrl;
+    }
+    if (message.credential) {
+      const entries = globalThis.Object.entries(message.credential) as [string, string][];
+      if (entries.length > 0) {
+        obj.credential = {};
+        entries.forEach(([k, v]) => {
+          obj.credential[k] = v;
+        });
+      }
+    }
+    if (message.lastRestoredBackupName !== "") {
+      obj.lastRestoredBackupName = message.lastRestoredBackupName;
+    }
+    if (message.concurrency !== 0) {
+      obj.concurrency = Math.round(message.concurrency);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupRestoreRequest>, I>>(base?: I): BackupRestoreRequest {
+    return BackupRestoreRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupRestoreRequest>, I>>(object: I): BackupRestoreRequest {
+    const message = createBaseBackupRestoreRequest();
+    message.backupUrl = object.backupUrl ?? "";
+    message.credential = (globalThis.Object.entries(object.credential ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.lastRestoredBackupName = object.lastRestoredBackupName ?? "";
+    message.concurrency = object.concurrency ?? 0;
+    return message;
+  },
+};
+
+function createBaseBackupRestoreRequest_CredentialEntry(): BackupRestoreRequest_CredentialEntry {
+  return { key: "", value: "" };
+}
+
+export const BackupRestoreRequest_CredentialEntry: MessageFns<BackupRestoreRequest_CredentialEntry> = {
+  encode(message: BackupRestoreRequest_CredentialEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupRestoreRequest_CredentialEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupRestoreRequest_CredentialEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupRestoreRequest_CredentialEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: BackupRestoreRequest_CredentialEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupRestoreRequest_CredentialEntry>, I>>(
+    base?: I,
+  ): BackupRestoreRequest_CredentialEntry {
+    return BackupRestoreRequest_CredentialEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupRestoreRequest_CredentialEntry>, I>>(
+    object: I,
+  ): BackupRestoreRequest_CredentialEntry {
+    const message = createBaseBackupRestoreRequest_CredentialEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseRestoreStatus(): RestoreStatus {
+  return {
+    state: "",
+    progress: 0,
+    error: "",
+    backupName: "",
+    lastRestoredBackupName: "",
+    bytesDone: 0,
+    bytesTotal: 0,
+    backupUrl: "",
+    snapshotName: "",
+    isIncremental: false,
+    blocksWritten: 0,
+    bytesZeroed: 0,
+  };
+}
+
+export const RestoreStatus: MessageFns<RestoreStatus> = {
+  encode(message: RestoreStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== "") {
+      writer.uint32(10).string(message.state);
+    }
+    if (message.progress !== 0) {
+      writer.uint32(16).int32(message.progress);
+    }
+    if (message.error !== "") {
+      writer.uint32(26).string(message.error);
+    }
+    if (message.backupName !== "") {
+      writer.uint32(34).string(message.backupName);
+    }
+    if (message.lastRestoredBackupName !== "") {
+      writer.uint32(42).string(message.lastRestoredBackupName);
+    }
+    if (message.bytesDone !== 0) {
+      writer.uint32(48).int64(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      writer.uint32(56).int64(message.bytesTotal);
+    }
+    if (message.backupUrl !== "") {
+      writer.uint32(66).string(message.backupUrl);
+    }
+    if (message.snapshotName !== "") {
+      writer.uint32(74).string(message.snapshotName);
+    }
+    if (message.isIncremental !== false) {
+      writer.uint32(80).bool(message.isIncremental);
+    }
+    if (message.blocksWritten !== 0) {
+      writer.uint32(88).int64(message.blocksWritten);
+    }
+    if (message.bytesZeroed !== 0) {
+      writer.uint32(96).int64(message.bytesZeroed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RestoreStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRestoreStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.progress = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.backupName = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.lastRestoredBackupName = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.bytesDone = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.bytesTotal = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.backupUrl = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.snapshotName = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.isIncremental = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.blocksWritten = longToNumber(reader.int64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.bytesZeroed = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RestoreStatus {
+    return {
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      progress: isSet(object.progress) ? globalThis.Number(object.progress) : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      backupName: isSet(object.backupName)
+        ? globalThis.String(object.backupName)
+        : isSet(object.backup_name)
+        ? globalThis.String(object.backup_name)
+        : "",
+      lastRestoredBackupName: isSet(object.lastRestoredBackupName)
+        ? globalThis.String(object.lastRestoredBackupName)
+        : isSet(object.last_restored_backup_name)
+        ? globalThis.String(object.last_restored_backup_name)
+        : "",
+      bytesDone: isSet(object.bytesDone)
+        ? globalThis.Number(object.bytesDone)
+        : isSet(object.bytes_done)
+        ? globalThis.Number(object.bytes_done)
+        : 0,
+      bytesTotal: isSet(object.bytesTotal)
+        ? globalThis.Number(object.bytesTotal)
+        : isSet(object.bytes_total)
+        ? globalThis.Number(object.bytes_total)
+        : 0,
+      backupUrl: isSet(object.backupUrl)
+        ? globalThis.String(object.backupUrl)
+        : isSet(object.backup_url)
+        ? globalThis.String(object.backup_url)
+        : "",
+      snapshotName: isSet(object.snapshotName)
+        ? globalThis.String(object.snapshotName)
+        : isSet(object.snapshot_name)
+        ? globalThis.String(object.snapshot_name)
+        : "",
+      isIncremental: isSet(object.isIncremental)
+        ? globalThis.Boolean(object.isIncremental)
+        : isSet(object.is_incremental)
+        ? globalThis.Boolean(object.is_incremental)
+        : false,
+      blocksWritten: isSet(object.blocksWritten)
+        ? globalThis.Number(object.blocksWritten)
+        : isSet(object.blocks_written)
+        ? globalThis.Number(object.blocks_written)
+        : 0,
+      bytesZeroed: isSet(object.bytesZeroed)
+        ? globalThis.Number(object.bytesZeroed)
+        : isSet(object.bytes_zeroed)
+        ? globalThis.Number(object.bytes_zeroed)
+        : 0,
+    };
+  },
+
+  toJSON(message: RestoreStatus): unknown {
+    const obj: any = {};
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.progress !== 0) {
+      obj.progress = Math.round(message.progress);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.backupName !== "") {
+      obj.backupName = message.backupName;
+    }
+    if (message.lastRestoredBackupName !== "") {
+      obj.lastRestoredBackupName = message.lastRestoredBackupName;
+    }
+    if (message.bytesDone !== 0) {
+      obj.bytesDone = Math.round(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      obj.bytesTotal = Math.round(message.bytesTotal);
+    }
+    if (message.backupUrl !== "") {
+      obj.backupUrl = message.backupUrl;
+    }
+    if (message.snapshotName !== "") {
+      obj.snapshotName = message.snapshotName;
+    }
+    if (message.isIncremental !== false) {
+      obj.isIncremental = message.isIncremental;
+    }
+    if (message.blocksWritten !== 0) {
+      obj.blocksWritten = Math.round(message.blocksWritten);
+    }
+    if (message.bytesZeroed !== 0) {
+      obj.bytesZeroed = Math.round(message.bytesZeroed);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RestoreStatus>, I>>(base?: I): RestoreStatus {
+    return RestoreStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RestoreStatus>, I>>(object: I): RestoreStatus {
+    const message = createBaseRestoreStatus();
+    message.state = object.state ?? "";
+    message.progress = object.progress ?? 0;
+    message.error = object.error ?? "";
+    message.backupName = object.backupName ?? "";
+    message.lastRestoredBackupName = object.lastRestoredBackupName ?? "";
+    message.bytesDone = object.bytesDone ?? 0;
+    message.bytesTotal = object.bytesTotal ?? 0;
+    message.backupUrl = object.backupUrl ?? "";
+    message.snapshotName = object.snapshotName ?? "";
+    message.isIncremental = object.isIncremental ?? false;
+    message.blocksWritten = object.blocksWritten ?? 0;
+    message.bytesZeroed = object.bytesZeroed ?? 0;
+    return message;
+  },
+};
+
 export type ControllerServiceService = typeof ControllerServiceService;
 export const ControllerServiceService = {
   volumeGet: {
@@ -2670,6 +4477,53 @@ export const ControllerServiceService = {
     responseSerialize: (value: RebuildProgress): Buffer => Buffer.from(RebuildProgress.encode(value).finish()),
     responseDeserialize: (value: Buffer): RebuildProgress => RebuildProgress.decode(value),
   },
+  /**
+   * Back up a snapshot: forwarded to an RW replica that holds it (one not rebuilding), which runs the
+   * job; returns at once. Follow it with BackupStatus.
+   */
+  backupCreate: {
+    path: "/shorthorn.engine.v1.ControllerService/BackupCreate" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EngineBackupCreateRequest): Buffer =>
+      Buffer.from(EngineBackupCreateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EngineBackupCreateRequest => EngineBackupCreateRequest.decode(value),
+    responseSerialize: (value: EngineBackupJob): Buffer => Buffer.from(EngineBackupJob.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EngineBackupJob => EngineBackupJob.decode(value),
+  },
+  backupStatus: {
+    path: "/shorthorn.engine.v1.ControllerService/BackupStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EngineBackupStatusRequest): Buffer =>
+      Buffer.from(EngineBackupStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EngineBackupStatusRequest => EngineBackupStatusRequest.decode(value),
+    responseSerialize: (value: EngineBackupJob): Buffer => Buffer.from(EngineBackupJob.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EngineBackupJob => EngineBackupJob.decode(value),
+  },
+  /**
+   * Restore a backup into this volume through the engine (every replica gets the same writes), then
+   * flush and snapshot restore-<backup>. Needs the frontend down; one restore at a time
+   * (FAILED_PRECONDITION otherwise). Returns at once; follow it with BackupRestoreStatus.
+   */
+  backupRestore: {
+    path: "/shorthorn.engine.v1.ControllerService/BackupRestore" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BackupRestoreRequest): Buffer => Buffer.from(BackupRestoreRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BackupRestoreRequest => BackupRestoreRequest.decode(value),
+    responseSerialize: (value: RestoreStatus): Buffer => Buffer.from(RestoreStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RestoreStatus => RestoreStatus.decode(value),
+  },
+  backupRestoreStatus: {
+    path: "/shorthorn.engine.v1.ControllerService/BackupRestoreStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): Empty => Empty.decode(value),
+    responseSerialize: (value: RestoreStatus): Buffer => Buffer.from(RestoreStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RestoreStatus => RestoreStatus.decode(value),
+  },
 } as const;
 
 export interface ControllerServiceServer extends UntypedServiceImplementation {
@@ -2699,6 +4553,19 @@ export interface ControllerServiceServer extends UntypedServiceImplementation {
   volumeSalvage: handleUnaryCall<Empty, ReplicaListReply>;
   /** Progress of the rebuild of a replica added with ReplicaCreate. */
   replicaRebuildStatus: handleUnaryCall<ReplicaAddress, RebuildProgress>;
+  /**
+   * Back up a snapshot: forwarded to an RW replica that holds it (one not rebuilding), which runs the
+   * job; returns at once. Follow it with BackupStatus.
+   */
+  backupCreate: handleUnaryCall<EngineBackupCreateRequest, EngineBackupJob>;
+  backupStatus: handleUnaryCall<EngineBackupStatusRequest, EngineBackupJob>;
+  /**
+   * Restore a backup into this volume through the engine (every replica gets the same writes), then
+   * flush and snapshot restore-<backup>. Needs the frontend down; one restore at a time
+   * (FAILED_PRECONDITION otherwise). Returns at once; follow it with BackupRestoreStatus.
+   */
+  backupRestore: handleUnaryCall<BackupRestoreRequest, RestoreStatus>;
+  backupRestoreStatus: handleUnaryCall<Empty, RestoreStatus>;
 }
 
 export interface ControllerServiceClient extends Client {
@@ -2973,6 +4840,75 @@ export interface ControllerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RebuildProgress) => void,
+  ): ClientUnaryCall;
+  /**
+   * Back up a snapshot: forwarded to an RW replica that holds it (one not rebuilding), which runs the
+   * job; returns at once. Follow it with BackupStatus.
+   */
+  backupCreate(
+    request: EngineBackupCreateRequest,
+    callback: (error: ServiceError | null, response: EngineBackupJob) => void,
+  ): ClientUnaryCall;
+  backupCreate(
+    request: EngineBackupCreateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EngineBackupJob) => void,
+  ): ClientUnaryCall;
+  backupCreate(
+    request: EngineBackupCreateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EngineBackupJob) => void,
+  ): ClientUnaryCall;
+  backupStatus(
+    request: EngineBackupStatusRequest,
+    callback: (error: ServiceError | null, response: EngineBackupJob) => void,
+  ): ClientUnaryCall;
+  backupStatus(
+    request: EngineBackupStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EngineBackupJob) => void,
+  ): ClientUnaryCall;
+  backupStatus(
+    request: EngineBackupStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EngineBackupJob) => void,
+  ): ClientUnaryCall;
+  /**
+   * Restore a backup into this volume through the engine (every replica gets the same writes), then
+   * flush and snapshot restore-<backup>. Needs the frontend down; one restore at a time
+   * (FAILED_PRECONDITION otherwise). Returns at once; follow it with BackupRestoreStatus.
+   */
+  backupRestore(
+    request: BackupRestoreRequest,
+    callback: (error: ServiceError | null, response: RestoreStatus) => void,
+  ): ClientUnaryCall;
+  backupRestore(
+    request: BackupRestoreRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RestoreStatus) => void,
+  ): ClientUnaryCall;
+  backupRestore(
+    request: BackupRestoreRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RestoreStatus) => void,
+  ): ClientUnaryCall;
+  backupRestoreStatus(
+    request: Empty,
+    callback: (error: ServiceError | null, response: RestoreStatus) => void,
+  ): ClientUnaryCall;
+  backupRestoreStatus(
+    request: Empty,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RestoreStatus) => void,
+  ): ClientUnaryCall;
+  backupRestoreStatus(
+    request: Empty,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RestoreStatus) => void,
   ): ClientUnaryCall;
 }
 

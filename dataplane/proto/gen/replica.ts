@@ -77,6 +77,11 @@ export interface Replica {
   /** volume.meta said Dirty when this process opened it (not closed cleanly) */
   openedDirty: boolean;
   unmapMarkChainRemoved: boolean;
+  /**
+   * Backups reading a snapshot of this replica right now (BackupCreate): purge and revert are refused
+   * until they end.
+   */
+  backupsInProgress: string[];
 }
 
 export interface Replica_DisksEntry {
@@ -193,6 +198,92 @@ export interface RebuildStatus {
   bytesTransferred: number;
   fromAddress: string;
   currentFile: string;
+}
+
+/**
+ * A backup of one snapshot of this replica to a backup target (reference/longhorn-engine.md §5.5),
+ * run as a job in the replica process: BackupCreate starts it, BackupStatus follows it.
+ */
+export interface BackupCreateRequest {
+  /** empty = backup-<16 hex> */
+  backupName: string;
+  /** must be in the replica's current chain */
+  snapshotName: string;
+  /** the backup volume's name; empty = the replica's --volume */
+  volumeName: string;
+  /** recorded in volume.cfg; 0 = the snapshot's size */
+  volumeSize: number;
+  /** file:///DIR or s3://BUCKET@REGION/PATH */
+  targetUrl: string;
+  /** AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINTS, AWS_REGION, VIRTUAL_HOSTED_STYLE … */
+  credential: { [key: string]: string };
+  /** the backup's labels */
+  labels: { [key: string]: string };
+  /** incremental (default: when the last backup's snapshot is still here) | full */
+  mode: string;
+  /** lz4 (default) | gzip | none; the volume's first backup fixes it */
+  compression: string;
+  /** blocks read/uploaded at once; 0 = the store's default */
+  concurrency: number;
+  /** backup block size in bytes; 0 = 2 MiB */
+  blockSize: number;
+  /** recorded in volume.cfg */
+  volumeLabels: { [key: string]: string };
+}
+
+export interface BackupCreateRequest_CredentialEntry {
+  key: string;
+  value: string;
+}
+
+export interface BackupCreateRequest_LabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface BackupCreateRequest_VolumeLabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface BackupStatusRequest {
+  backupName: string;
+}
+
+export interface BackupJob {
+  backupName: string;
+  snapshotName: string;
+  /** in_progress | complete | error */
+  state: string;
+  /** 0-100 */
+  progress: number;
+  /** why it failed (the target's own message when it is down) */
+  error: string;
+  /** TARGET?backup=NAME&volume=VOLUME once complete */
+  url: string;
+  isIncremental: boolean;
+  /** new blocks written to the target */
+  blocksUploaded: number;
+  /** their bytes, as stored (compressed) */
+  bytesUploaded: number;
+  /** blocks already on the target (deduplicated) */
+  blocksReused: number;
+  volumeName: string;
+  targetUrl: string;
+  /** of bytes_total: snapshot data processed so far */
+  bytesDone: number;
+  bytesTotal: number;
+  /** blocks of the backup's complete block map */
+  blockCount: number;
+  /** RFC3339 */
+  startedAt: string;
+  /** RFC3339, "" while in progress */
+  finishedAt: string;
+}
+
+export interface BackupJobList {
+  /** in progress, then the last finished ones (at most 50), oldest first */
+  jobs: BackupJob[];
 }
 
 function createBaseEmpty(): Empty {
@@ -566,6 +657,7 @@ function createBaseReplica(): Replica {
     headMtimeUs: 0,
     openedDirty: false,
     unmapMarkChainRemoved: false,
+    backupsInProgress: [],
   };
 }
 
@@ -621,6 +713,9 @@ export const Replica: MessageFns<Replica> = {
     }
     if (message.unmapMarkChainRemoved !== false) {
       writer.uint32(136).bool(message.unmapMarkChainRemoved);
+    }
+    for (const v of message.backupsInProgress) {
+      writer.uint32(146).string(v!);
     }
     return writer;
   },
@@ -777,6 +872,14 @@ export const Replica: MessageFns<Replica> = {
             message.unmapMarkChainRemoved = reader.bool();
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.backupsInProgress.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -849,6 +952,11 @@ export const Replica: MessageFns<Replica> = {
         : isSet(object.unmap_mark_chain_removed)
         ? globalThis.Boolean(object.unmap_mark_chain_removed)
         : false,
+      backupsInProgress: globalThis.Array.isArray(object?.backupsInProgress)
+        ? object.backupsInProgress.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.backups_in_progress)
+        ? object.backups_in_progress.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -911,6 +1019,9 @@ export const Replica: MessageFns<Replica> = {
     if (message.unmapMarkChainRemoved !== false) {
       obj.unmapMarkChainRemoved = message.unmapMarkChainRemoved;
     }
+    if (message.backupsInProgress?.length) {
+      obj.backupsInProgress = message.backupsInProgress;
+    }
     return obj;
   },
 
@@ -944,6 +1055,7 @@ export const Replica: MessageFns<Replica> = {
     message.headMtimeUs = object.headMtimeUs ?? 0;
     message.openedDirty = object.openedDirty ?? false;
     message.unmapMarkChainRemoved = object.unmapMarkChainRemoved ?? false;
+    message.backupsInProgress = object.backupsInProgress?.map((e) => e) || [];
     return message;
   },
 };
@@ -2705,6 +2817,1191 @@ export const RebuildStatus: MessageFns<RebuildStatus> = {
   },
 };
 
+function createBaseBackupCreateRequest(): BackupCreateRequest {
+  return {
+    backupName: "",
+    snapshotName: "",
+    volumeName: "",
+    volumeSize: 0,
+    targetUrl: "",
+    credential: {},
+    labels: {},
+    mode: "",
+    compression: "",
+    concurrency: 0,
+    blockSize: 0,
+    volumeLabels: {},
+  };
+}
+
+export const BackupCreateRequest: MessageFns<BackupCreateRequest> = {
+  encode(message: BackupCreateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.backupName !== "") {
+      writer.uint32(10).string(message.backupName);
+    }
+    if (message.snapshotName !== "") {
+      writer.uint32(18).string(message.snapshotName);
+    }
+    if (message.volumeName !== "") {
+      writer.uint32(26).string(message.volumeName);
+    }
+    if (message.volumeSize !== 0) {
+      writer.uint32(32).int64(message.volumeSize);
+    }
+    if (message.targetUrl !== "") {
+      writer.uint32(42).string(message.targetUrl);
+    }
+    globalThis.Object.entries(message.credential).forEach(([key, value]: [string, string]) => {
+      BackupCreateRequest_CredentialEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      BackupCreateRequest_LabelsEntry.encode({ key: key as any, value }, writer.uint32(58).fork()).join();
+    });
+    if (message.mode !== "") {
+      writer.uint32(66).string(message.mode);
+    }
+    if (message.compression !== "") {
+      writer.uint32(74).string(message.compression);
+    }
+    if (message.concurrency !== 0) {
+      writer.uint32(80).int32(message.concurrency);
+    }
+    if (message.blockSize !== 0) {
+      writer.uint32(88).int64(message.blockSize);
+    }
+    globalThis.Object.entries(message.volumeLabels).forEach(([key, value]: [string, string]) => {
+      BackupCreateRequest_VolumeLabelsEntry.encode({ key: key as any, value }, writer.uint32(98).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupCreateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupCreateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.backupName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.snapshotName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.volumeName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.volumeSize = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.targetUrl = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = BackupCreateRequest_CredentialEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.credential[entry6.key] = entry6.value;
+            }
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            const entry7 = BackupCreateRequest_LabelsEntry.decode(reader, reader.uint32());
+            if (entry7.value !== undefined) {
+              message.labels[entry7.key] = entry7.value;
+            }
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.mode = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.compression = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.concurrency = reader.int32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.blockSize = longToNumber(reader.int64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            const entry12 = BackupCreateRequest_VolumeLabelsEntry.decode(reader, reader.uint32());
+            if (entry12.value !== undefined) {
+              message.volumeLabels[entry12.key] = entry12.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupCreateRequest {
+    return {
+      backupName: isSet(object.backupName)
+        ? globalThis.String(object.backupName)
+        : isSet(object.backup_name)
+        ? globalThis.String(object.backup_name)
+        : "",
+      snapshotName: isSet(object.snapshotName)
+        ? globalThis.String(object.snapshotName)
+        : isSet(object.snapshot_name)
+        ? globalThis.String(object.snapshot_name)
+        : "",
+      volumeName: isSet(object.volumeName)
+        ? globalThis.String(object.volumeName)
+        : isSet(object.volume_name)
+        ? globalThis.String(object.volume_name)
+        : "",
+      volumeSize: isSet(object.volumeSize)
+        ? globalThis.Number(object.volumeSize)
+        : isSet(object.volume_size)
+        ? globalThis.Number(object.volume_size)
+        : 0,
+      targetUrl: isSet(object.targetUrl)
+        ? globalThis.String(object.targetUrl)
+        : isSet(object.target_url)
+        ? globalThis.String(object.target_url)
+        : "",
+      credential: isObject(object.credential)
+        ? (globalThis.Object.entries(object.credential) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      mode: isSet(object.mode) ? globalThis.String(object.mode) : "",
+      compression: isSet(object.compression) ? globalThis.String(object.compression) : "",
+      concurrency: isSet(object.concurrency) ? globalThis.Number(object.concurrency) : 0,
+      blockSize: isSet(object.blockSize)
+        ? globalThis.Number(object.blockSize)
+        : isSet(object.block_size)
+        ? globalThis.Number(object.block_size)
+        : 0,
+      volumeLabels: isObject(object.volumeLabels)
+        ? (globalThis.Object.entries(object.volumeLabels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.volume_labels)
+        ? (globalThis.Object.entries(object.volume_labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: BackupCreateRequest): unknown {
+    const obj: any = {};
+    if (message.backupName !== "") {
+      obj.backupName = message.backupName;
+    }
+    if (message.snapshotName !== "") {
+      obj.snapshotName = message.snapshotName;
+    }
+    if (message.volumeName !== "") {
+      obj.volumeName = message.volumeName;
+    }
+    if (message.volumeSize !== 0) {
+      obj.volumeSize = Math.round(message.volumeSize);
+    }
+    if (message.targetUrl !== "") {
+      obj.targetUrl = message.targetUrl;
+    }
+    if (message.credential) {
+      const entries = globalThis.Object.entries(message.credential) as [string, string][];
+      if (entries.length > 0) {
+        obj.credential = {};
+        entries.forEach(([k, v]) => {
+          obj.credential[k] = v;
+        });
+      }
+    }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
+    if (message.mode !== "") {
+      obj.mode = message.mode;
+    }
+    if (message.compression !== "") {
+      obj.compression = message.compression;
+    }
+    if (message.concurrency !== 0) {
+      obj.concurrency = Math.round(message.concurrency);
+    }
+    if (message.blockSize !== 0) {
+      obj.blockSize = Math.round(message.blockSize);
+    }
+    if (message.volumeLabels) {
+      const entries = globalThis.Object.entries(message.volumeLabels) as [string, string][];
+      if (entries.length > 0) {
+        obj.volumeLabels = {};
+        entries.forEach(([k, v]) => {
+          obj.volumeLabels[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupCreateRequest>, I>>(base?: I): BackupCreateRequest {
+    return BackupCreateRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupCreateRequest>, I>>(object: I): BackupCreateRequest {
+    const message = createBaseBackupCreateRequest();
+    message.backupName = object.backupName ?? "";
+    message.snapshotName = object.snapshotName ?? "";
+    message.volumeName = object.volumeName ?? "";
+    message.volumeSize = object.volumeSize ?? 0;
+    message.targetUrl = object.targetUrl ?? "";
+    message.credential = (globalThis.Object.entries(object.credential ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.mode = object.mode ?? "";
+    message.compression = object.compression ?? "";
+    message.concurrency = object.concurrency ?? 0;
+    message.blockSize = object.blockSize ?? 0;
+    message.volumeLabels = (globalThis.Object.entries(object.volumeLabels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseBackupCreateRequest_CredentialEntry(): BackupCreateRequest_CredentialEntry {
+  return { key: "", value: "" };
+}
+
+export const BackupCreateRequest_CredentialEntry: MessageFns<BackupCreateRequest_CredentialEntry> = {
+  encode(message: BackupCreateRequest_CredentialEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupCreateRequest_CredentialEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupCreateRequest_CredentialEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupCreateRequest_CredentialEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: BackupCreateRequest_CredentialEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupCreateRequest_CredentialEntry>, I>>(
+    base?: I,
+  ): BackupCreateRequest_CredentialEntry {
+    return BackupCreateRequest_CredentialEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupCreateRequest_CredentialEntry>, I>>(
+    object: I,
+  ): BackupCreateRequest_CredentialEntry {
+    const message = createBaseBackupCreateRequest_CredentialEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseBackupCreateRequest_LabelsEntry(): BackupCreateRequest_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const BackupCreateRequest_LabelsEntry: MessageFns<BackupCreateRequest_LabelsEntry> = {
+  encode(message: BackupCreateRequest_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupCreateRequest_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupCreateRequest_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupCreateRequest_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: BackupCreateRequest_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupCreateRequest_LabelsEntry>, I>>(base?: I): BackupCreateRequest_LabelsEntry {
+    return BackupCreateRequest_LabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupCreateRequest_LabelsEntry>, I>>(
+    object: I,
+  ): BackupCreateRequest_LabelsEntry {
+    const message = createBaseBackupCreateRequest_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseBackupCreateRequest_VolumeLabelsEntry(): BackupCreateRequest_VolumeLabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const BackupCreateRequest_VolumeLabelsEntry: MessageFns<BackupCreateRequest_VolumeLabelsEntry> = {
+  encode(message: BackupCreateRequest_VolumeLabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupCreateRequest_VolumeLabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupCreateRequest_VolumeLabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupCreateRequest_VolumeLabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: BackupCreateRequest_VolumeLabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupCreateRequest_VolumeLabelsEntry>, I>>(
+    base?: I,
+  ): BackupCreateRequest_VolumeLabelsEntry {
+    return BackupCreateRequest_VolumeLabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupCreateRequest_VolumeLabelsEntry>, I>>(
+    object: I,
+  ): BackupCreateRequest_VolumeLabelsEntry {
+    const message = createBaseBackupCreateRequest_VolumeLabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseBackupStatusRequest(): BackupStatusRequest {
+  return { backupName: "" };
+}
+
+export const BackupStatusRequest: MessageFns<BackupStatusRequest> = {
+  encode(message: BackupStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.backupName !== "") {
+      writer.uint32(10).string(message.backupName);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.backupName = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupStatusRequest {
+    return {
+      backupName: isSet(object.backupName)
+        ? globalThis.String(object.backupName)
+        : isSet(object.backup_name)
+        ? globalThis.String(object.backup_name)
+        : "",
+    };
+  },
+
+  toJSON(message: BackupStatusRequest): unknown {
+    const obj: any = {};
+    if (message.backupName !== "") {
+      obj.backupName = message.backupName;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupStatusRequest>, I>>(base?: I): BackupStatusRequest {
+    return BackupStatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupStatusRequest>, I>>(object: I): BackupStatusRequest {
+    const message = createBaseBackupStatusRequest();
+    message.backupName = object.backupName ?? "";
+    return message;
+  },
+};
+
+function createBaseBackupJob(): BackupJob {
+  return {
+    backupName: "",
+    snapshotName: "",
+    state: "",
+    progress: 0,
+    error: "",
+    url: "",
+    isIncremental: false,
+    blocksUploaded: 0,
+    bytesUploaded: 0,
+    blocksReused: 0,
+    volumeName: "",
+    targetUrl: "",
+    bytesDone: 0,
+    bytesTotal: 0,
+    blockCount: 0,
+    startedAt: "",
+    finishedAt: "",
+  };
+}
+
+export const BackupJob: MessageFns<BackupJob> = {
+  encode(message: BackupJob, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.backupName !== "") {
+      writer.uint32(10).string(message.backupName);
+    }
+    if (message.snapshotName !== "") {
+      writer.uint32(18).string(message.snapshotName);
+    }
+    if (message.state !== "") {
+      writer.uint32(26).string(message.state);
+    }
+    if (message.progress !== 0) {
+      writer.uint32(32).int32(message.progress);
+    }
+    if (message.error !== "") {
+      writer.uint32(42).string(message.error);
+    }
+    if (message.url !== "") {
+      writer.uint32(50).string(message.url);
+    }
+    if (message.isIncremental !== false) {
+      writer.uint32(56).bool(message.isIncremental);
+    }
+    if (message.blocksUploaded !== 0) {
+      writer.uint32(64).int64(message.blocksUploaded);
+    }
+    if (message.bytesUploaded !== 0) {
+      writer.uint32(72).int64(message.bytesUploaded);
+    }
+    if (message.blocksReused !== 0) {
+      writer.uint32(80).int64(message.blocksReused);
+    }
+    if (message.volumeName !== "") {
+      writer.uint32(90).string(message.volumeName);
+    }
+    if (message.targetUrl !== "") {
+      writer.uint32(98).string(message.targetUrl);
+    }
+    if (message.bytesDone !== 0) {
+      writer.uint32(104).int64(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      writer.uint32(112).int64(message.bytesTotal);
+    }
+    if (message.blockCount !== 0) {
+      writer.uint32(120).int64(message.blockCount);
+    }
+    if (message.startedAt !== "") {
+      writer.uint32(130).string(message.startedAt);
+    }
+    if (message.finishedAt !== "") {
+      writer.uint32(138).string(message.finishedAt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupJob {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupJob();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.backupName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.snapshotName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.progress = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.url = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.isIncremental = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.blocksUploaded = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.bytesUploaded = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.blocksReused = longToNumber(reader.int64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.volumeName = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.targetUrl = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.bytesDone = longToNumber(reader.int64());
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.bytesTotal = longToNumber(reader.int64());
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.blockCount = longToNumber(reader.int64());
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.startedAt = reader.string();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.finishedAt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupJob {
+    return {
+      backupName: isSet(object.backupName)
+        ? globalThis.String(object.backupName)
+        : isSet(object.backup_name)
+        ? globalThis.String(object.backup_name)
+        : "",
+      snapshotName: isSet(object.snapshotName)
+        ? globalThis.String(object.snapshotName)
+        : isSet(object.snapshot_name)
+        ? globalThis.String(object.snapshot_name)
+        : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      progress: isSet(object.progress) ? globalThis.Number(object.progress) : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      url: isSet(object.url) ? globalThis.String(object.url) : "",
+      isIncremental: isSet(object.isIncremental)
+        ? globalThis.Boolean(object.isIncremental)
+        : isSet(object.is_incremental)
+        ? globalThis.Boolean(object.is_incremental)
+        : false,
+      blocksUploaded: isSet(object.blocksUploaded)
+        ? globalThis.Number(object.blocksUploaded)
+        : isSet(object.blocks_uploaded)
+        ? globalThis.Number(object.blocks_uploaded)
+        : 0,
+      bytesUploaded: isSet(object.bytesUploaded)
+        ? globalThis.Number(object.bytesUploaded)
+        : isSet(object.bytes_uploaded)
+        ? globalThis.Number(object.bytes_uploaded)
+        : 0,
+      blocksReused: isSet(object.blocksReused)
+        ? globalThis.Number(object.blocksReused)
+        : isSet(object.blocks_reused)
+        ? globalThis.Number(object.blocks_reused)
+        : 0,
+      volumeName: isSet(object.volumeName)
+        ? globalThis.String(object.volumeName)
+        : isSet(object.volume_name)
+        ? globalThis.String(object.volume_name)
+        : "",
+      targetUrl: isSet(object.targetUrl)
+        ? globalThis.String(object.targetUrl)
+        : isSet(object.target_url)
+        ? globalThis.String(object.target_url)
+        : "",
+      bytesDone: isSet(object.bytesDone)
+        ? globalThis.Number(object.bytesDone)
+        : isSet(object.bytes_done)
+        ? globalThis.Number(object.bytes_done)
+        : 0,
+      bytesTotal: isSet(object.bytesTotal)
+        ? globalThis.Number(object.bytesTotal)
+        : isSet(object.bytes_total)
+        ? globalThis.Number(object.bytes_total)
+        : 0,
+      blockCount: isSet(object.blockCount)
+        ? globalThis.Number(object.blockCount)
+        : isSet(object.block_count)
+        ? globalThis.Number(object.block_count)
+        : 0,
+      startedAt: isSet(object.startedAt)
+        ? globalThis.String(object.startedAt)
+        : isSet(object.started_at)
+        ? globalThis.String(object.started_at)
+        : "",
+      finishedAt: isSet(object.finishedAt)
+        ? globalThis.String(object.finishedAt)
+        : isSet(object.finished_at)
+        ? globalThis.String(object.finished_at)
+        : "",
+    };
+  },
+
+  toJSON(message: BackupJob): unknown {
+    const obj: any = {};
+    if (message.backupName !== "") {
+      obj.backupName = message.backupName;
+    }
+    if (message.snapshotName !== "") {
+      obj.snapshotName = message.snapshotName;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.progress !== 0) {
+      obj.progress = Math.round(message.progress);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.url !== "") {
+      obj.url = message.url;
+    }
+    if (message.isIncremental !== false) {
+      obj.isIncremental = message.isIncremental;
+    }
+    if (message.blocksUploaded !== 0) {
+      obj.blocksUploaded = Math.round(message.blocksUploaded);
+    }
+    if (message.bytesUploaded !== 0) {
+      obj.bytesUploaded = Math.round(message.bytesUploaded);
+    }
+    if (message.blocksReused !== 0) {
+      obj.blocksReused = Math.round(message.blocksReused);
+    }
+    if (message.volumeName !== "") {
+      obj.volumeName = message.volumeName;
+    }
+    if (message.targetUrl !== "") {
+      obj.targetUrl = message.targetUrl;
+    }
+    if (message.bytesDone !== 0) {
+      obj.bytesDone = Math.round(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      obj.bytesTotal = Math.round(message.bytesTotal);
+    }
+    if (message.blockCount !== 0) {
+      obj.blockCount = Math.round(message.blockCount);
+    }
+    if (message.startedAt !== "") {
+      obj.startedAt = message.startedAt;
+    }
+    if (message.finishedAt !== "") {
+      obj.finishedAt = message.finishedAt;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupJob>, I>>(base?: I): BackupJob {
+    return BackupJob.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupJob>, I>>(object: I): BackupJob {
+    const message = createBaseBackupJob();
+    message.backupName = object.backupName ?? "";
+    message.snapshotName = object.snapshotName ?? "";
+    message.state = object.state ?? "";
+    message.progress = object.progress ?? 0;
+    message.error = object.error ?? "";
+    message.url = object.url ?? "";
+    message.isIncremental = object.isIncremental ?? false;
+    message.blocksUploaded = object.blocksUploaded ?? 0;
+    message.bytesUploaded = object.bytesUploaded ?? 0;
+    message.blocksReused = object.blocksReused ?? 0;
+    message.volumeName = object.volumeName ?? "";
+    message.targetUrl = object.targetUrl ?? "";
+    message.bytesDone = object.bytesDone ?? 0;
+    message.bytesTotal = object.bytesTotal ?? 0;
+    message.blockCount = object.blockCount ?? 0;
+    message.startedAt = object.startedAt ?? "";
+    message.finishedAt = object.finishedAt ?? "";
+    return message;
+  },
+};
+
+function createBaseBackupJobList(): BackupJobList {
+  return { jobs: [] };
+}
+
+export const BackupJobList: MessageFns<BackupJobList> = {
+  encode(message: BackupJobList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.jobs) {
+      BackupJob.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackupJobList {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackupJobList();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobs.push(BackupJob.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackupJobList {
+    return { jobs: globalThis.Array.isArray(object?.jobs) ? object.jobs.map((e: any) => BackupJob.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: BackupJobList): unknown {
+    const obj: any = {};
+    if (message.jobs?.length) {
+      obj.jobs = message.jobs.map((e) => BackupJob.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackupJobList>, I>>(base?: I): BackupJobList {
+    return BackupJobList.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackupJobList>, I>>(object: I): BackupJobList {
+    const message = createBaseBackupJobList();
+    message.jobs = object.jobs?.map((e) => BackupJob.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 export type ReplicaServiceService = typeof ReplicaServiceService;
 export const ReplicaServiceService = {
   /** Lay down a fresh replica directory (volume.meta + volume-head-000.img). Refused if one exists. */
@@ -2863,6 +4160,39 @@ export const ReplicaServiceService = {
     responseSerialize: (value: RebuildStatus): Buffer => Buffer.from(RebuildStatus.encode(value).finish()),
     responseDeserialize: (value: Buffer): RebuildStatus => RebuildStatus.decode(value),
   },
+  /**
+   * Start a backup of a snapshot and return at once (state in_progress). A snapshot that does not
+   * exist is NOT_FOUND, one off the current chain INVALID_ARGUMENT, a purge running FAILED_PRECONDITION;
+   * a target that cannot be reached fails the job (state error), not the call.
+   */
+  backupCreate: {
+    path: "/shorthorn.replica.v1.ReplicaService/BackupCreate" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BackupCreateRequest): Buffer => Buffer.from(BackupCreateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BackupCreateRequest => BackupCreateRequest.decode(value),
+    responseSerialize: (value: BackupJob): Buffer => Buffer.from(BackupJob.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BackupJob => BackupJob.decode(value),
+  },
+  /** A job of this process, running or among the last 50 finished; NOT_FOUND otherwise. */
+  backupStatus: {
+    path: "/shorthorn.replica.v1.ReplicaService/BackupStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BackupStatusRequest): Buffer => Buffer.from(BackupStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BackupStatusRequest => BackupStatusRequest.decode(value),
+    responseSerialize: (value: BackupJob): Buffer => Buffer.from(BackupJob.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BackupJob => BackupJob.decode(value),
+  },
+  backupList: {
+    path: "/shorthorn.replica.v1.ReplicaService/BackupList" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): Empty => Empty.decode(value),
+    responseSerialize: (value: BackupJobList): Buffer => Buffer.from(BackupJobList.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BackupJobList => BackupJobList.decode(value),
+  },
 } as const;
 
 export interface ReplicaServiceServer extends UntypedServiceImplementation {
@@ -2897,6 +4227,15 @@ export interface ReplicaServiceServer extends UntypedServiceImplementation {
    */
   replicaRebuild: handleUnaryCall<ReplicaRebuildRequest, RebuildStatus>;
   replicaRebuildStatus: handleUnaryCall<Empty, RebuildStatus>;
+  /**
+   * Start a backup of a snapshot and return at once (state in_progress). A snapshot that does not
+   * exist is NOT_FOUND, one off the current chain INVALID_ARGUMENT, a purge running FAILED_PRECONDITION;
+   * a target that cannot be reached fails the job (state error), not the call.
+   */
+  backupCreate: handleUnaryCall<BackupCreateRequest, BackupJob>;
+  /** A job of this process, running or among the last 50 finished; NOT_FOUND otherwise. */
+  backupStatus: handleUnaryCall<BackupStatusRequest, BackupJob>;
+  backupList: handleUnaryCall<Empty, BackupJobList>;
 }
 
 export interface ReplicaServiceClient extends Client {
@@ -3131,6 +4470,54 @@ export interface ReplicaServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RebuildStatus) => void,
+  ): ClientUnaryCall;
+  /**
+   * Start a backup of a snapshot and return at once (state in_progress). A snapshot that does not
+   * exist is NOT_FOUND, one off the current chain INVALID_ARGUMENT, a purge running FAILED_PRECONDITION;
+   * a target that cannot be reached fails the job (state error), not the call.
+   */
+  backupCreate(
+    request: BackupCreateRequest,
+    callback: (error: ServiceError | null, response: BackupJob) => void,
+  ): ClientUnaryCall;
+  backupCreate(
+    request: BackupCreateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BackupJob) => void,
+  ): ClientUnaryCall;
+  backupCreate(
+    request: BackupCreateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BackupJob) => void,
+  ): ClientUnaryCall;
+  /** A job of this process, running or among the last 50 finished; NOT_FOUND otherwise. */
+  backupStatus(
+    request: BackupStatusRequest,
+    callback: (error: ServiceError | null, response: BackupJob) => void,
+  ): ClientUnaryCall;
+  backupStatus(
+    request: BackupStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BackupJob) => void,
+  ): ClientUnaryCall;
+  backupStatus(
+    request: BackupStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BackupJob) => void,
+  ): ClientUnaryCall;
+  backupList(request: Empty, callback: (error: ServiceError | null, response: BackupJobList) => void): ClientUnaryCall;
+  backupList(
+    request: Empty,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BackupJobList) => void,
+  ): ClientUnaryCall;
+  backupList(
+    request: Empty,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BackupJobList) => void,
   ): ClientUnaryCall;
 }
 

@@ -169,6 +169,13 @@ export class Replica {
   private readonly unsyncedLayers = new Set<Layer>();
   /** A purge or another long chain operation in progress; they run one at a time. */
   private chainJob: string | null = null;
+  /**
+   * Snapshots held by readers (backups), by hold token: while any is held, nothing may rewrite or drop
+   * a layer of the chain (purge, revert, reload) and trims do not punch a held snapshot or anything
+   * under it. Snapshots and expansions stay allowed: they only add layers above.
+   */
+  private readonly snapshotHolds = new Map<number, { holder: string; disk: string }>();
+  private nextHold = 1;
   private readonly counterFile: RevisionCounterFile;
 
   private closing: Promise<void> | null = null;
@@ -370,7 +377,9 @@ export class Replica {
   private removedRunBelowHead(): Layer[] {
     const children = childrenByParent(this.disks.values());
     const run: Layer[] = [];
-    for (let i = this.headIndex - 1; i >= 1; i--) {
+    // A held snapshot is being read by a backup: it and every layer under it must stay as they are.
+    const floor = this.highestHeldLayer();
+    for (let i = this.headIndex - 1; i > floor; i--) {
       const layer = this.layers[i]!;
       if ((children.get(layer.name)?.length ?? 0) !== 1) break;
       if (!layer.meta.removed) {
@@ -582,7 +591,8 @@ export class Replica {
   ): Promise<{ checksum: SnapshotChecksum; rehashed: boolean }> {
     this.checkOpen('hash snapshot');
     const disk = this.snapshotDisk(name);
-    this.checkNoChainJob('hash');
+    // Hashing only reads, so it may run beside a backup (which only reads too).
+    this.checkNoChainJob('hash', { readersAllowed: true });
     this.chainJob = 'hash';
     try {
       return await hashSnapshot(this.dir, disk.name, { rehash, signal });
@@ -591,9 +601,125 @@ export class Replica {
     }
   }
 
+  // ---- snapshot views (backups) --------------------------------------------------------------------
+
+  /**
+   * Holds snapshot `name` for a reader such as a backup (`holder` names it in refusals, e.g. "backup
+   * backup-1"): until the returned release runs, purge, revert and reload are refused, and trims leave
+   * the snapshot and the layers under it alone, so readSnapshot keeps seeing the same bytes. Refused
+   * while a purge runs, while rebuilding, and for a snapshot off the current chain.
+   */
+  holdSnapshot(holder: string, name: string): () => void {
+    this.checkOpen('hold snapshot');
+    if (this.chainJob === 'purge') {
+      throw new ReplicaChainError(`${holder}: a purge is in progress; try again when it is done`, 'busy');
+    }
+    if (this.meta.rebuilding) {
+      throw new ReplicaChainError(`${holder}: the replica is rebuilding; it does not hold every layer yet`, 'busy');
+    }
+    const at = this.chainIndexOf(name);
+    const token = this.nextHold++;
+    this.snapshotHolds.set(token, { holder, disk: this.layers[at]!.name });
+    return () => {
+      this.snapshotHolds.delete(token);
+    };
+  }
+
+  /** Snapshots held by readers right now: who holds which (snapshot name). */
+  snapshotHolders(): { holder: string; snapshot: string }[] {
+    return [...this.snapshotHolds.values()].map(({ holder, disk }) => ({
+      holder,
+      snapshot: snapshotNameOfDisk(disk) ?? disk,
+    }));
+  }
+
+  /** Size of the volume when snapshot `name` was taken (its layer file's apparent size). */
+  snapshotSize(name: string): number {
+    this.checkOpen('snapshot size');
+    return this.layers[this.chainIndexOf(name)]!.apparentSize();
+  }
+
+  /** Whether `since` is a snapshot of the current chain strictly below `name` (an incremental base). */
+  isSnapshotBelow(since: string, name: string): boolean {
+    this.checkOpen('compare snapshots');
+    const top = this.chainIndexOf(name);
+    const diskName = snapshotDiskName(since);
+    const at = this.layers.findIndex((layer) => layer?.name === diskName);
+    return at >= 1 && at < top;
+  }
+
+  /**
+   * The volume as it was at snapshot `name`: the chain up to and including that snapshot, holes (and
+   * the range past the snapshot's size, if the volume grew since) as zeros. The snapshot should be held
+   * (holdSnapshot) by a reader that reads it over time.
+   */
+  readSnapshot(name: string, offset: number, length: number): Buffer {
+    this.checkIo('read snapshot', offset, length);
+    const top = this.chainIndexOf(name);
+    const buf = Buffer.allocUnsafe(length);
+    if (length === 0) return buf;
+    const first = Math.floor(offset / BLOCK_SIZE);
+    const end = Math.ceil((offset + length) / BLOCK_SIZE);
+    const view = this.beneath(first, end, top + 1);
+    const stop = offset + length;
+    let pos = offset;
+    while (pos < stop) {
+      const block = Math.floor(pos / BLOCK_SIZE);
+      const runEnd = Math.min((first + view.runEnd(block - first, end - first)) * BLOCK_SIZE, stop);
+      const layer = view.layerAt(block - first);
+      if (layer === NO_LAYER) buf.fill(0, pos - offset, runEnd - offset);
+      else this.pread(this.layers[layer]!, buf, pos - offset, runEnd - pos, pos);
+      pos = runEnd;
+    }
+    return buf;
+  }
+
+  /**
+   * Byte offsets, ascending, of the `blockSize` blocks of snapshot `name` (over its size) holding a
+   * 4 KiB block whose topmost layer at that snapshot lies above snapshot `since` — data written after
+   * `since` up to and including `name`. With `since` undefined: every block holding any data. Longhorn's
+   * CompareSnapshot (reference §5.5). `since` must be below `name` in the chain.
+   */
+  changedBlocks(name: string, since: string | undefined, blockSize: number): number[] {
+    this.checkOpen('changed blocks');
+    if (!Number.isSafeInteger(blockSize) || blockSize <= 0 || blockSize % BLOCK_SIZE !== 0) {
+      throw new RangeError(`backup block size must be a positive multiple of ${BLOCK_SIZE}, got ${blockSize}`);
+    }
+    const top = this.chainIndexOf(name);
+    let bottom = 1;
+    if (since !== undefined) {
+      if (!this.isSnapshotBelow(since, name)) {
+        throw new ReplicaChainError(`snapshot ${since} is not below snapshot ${name} in the chain`, 'invalid');
+      }
+      bottom = this.chainIndexOf(since) + 1;
+    }
+    const size = this.layers[top]!.apparentSize();
+    const perBlock = blockSize / BLOCK_SIZE;
+    const windowBlocks = Math.max(1, Math.floor(RESOLVE_WINDOW_BLOCKS / perBlock)) * perBlock;
+    const totalBlocks = Math.ceil(size / BLOCK_SIZE);
+    const changed: number[] = [];
+    for (let w = 0; w < totalBlocks; w += windowBlocks) {
+      const end = Math.min(w + windowBlocks, totalBlocks);
+      const window = this.beneath(w, end, top + 1, bottom);
+      for (let b = w; b < end; ) {
+        const runEnd = w + window.presenceRunEnd(b - w, end - w);
+        if (window.layerAt(b - w) !== NO_LAYER) {
+          // Every backup block this run of data touches.
+          const firstOffset = Math.floor((b * BLOCK_SIZE) / blockSize) * blockSize;
+          for (let o = firstOffset; o < runEnd * BLOCK_SIZE; o += blockSize) {
+            if (changed.at(-1) !== o) changed.push(o);
+          }
+        }
+        b = runEnd;
+      }
+    }
+    return changed;
+  }
+
   /** Re-reads the chain from the files (after a rebuild replaced them) and rebuilds the block index. */
   reload(): void {
     this.checkOpen('reload');
+    this.checkNoSnapshotHold('reload');
     const meta = readVolumeMeta(this.dir) ?? this.meta;
     const disks = readAllDiskMetas(this.dir);
     const chain = walkChain(meta.head, disks);
@@ -807,8 +933,45 @@ export class Replica {
     if (this.closing !== null) throw new Error(`${op}: replica ${this.dir} is closed`);
   }
 
-  private checkNoChainJob(op: string): void {
+  private checkNoChainJob(op: string, opts: { readersAllowed?: boolean } = {}): void {
     if (this.chainJob !== null) throw new ReplicaChainError(`${op}: a ${this.chainJob} is in progress`, 'busy');
+    if (!opts.readersAllowed) this.checkNoSnapshotHold(op);
+  }
+
+  private checkNoSnapshotHold(op: string): void {
+    const hold = this.snapshotHolds.values().next();
+    if (hold.done) return;
+    const { holder, disk } = hold.value;
+    const more = this.snapshotHolds.size > 1 ? ` (and ${this.snapshotHolds.size - 1} more)` : '';
+    throw new ReplicaChainError(
+      `${op} refused: ${holder} in progress (reading snapshot ${snapshotNameOfDisk(disk) ?? disk})${more}; try again when it is done`,
+      'busy',
+    );
+  }
+
+  /** Chain index of the highest held snapshot, 0 when none is held. */
+  private highestHeldLayer(): number {
+    let highest = NO_LAYER;
+    for (const { disk } of this.snapshotHolds.values()) {
+      highest = Math.max(
+        highest,
+        this.layers.findIndex((layer) => layer?.name === disk),
+      );
+    }
+    return highest;
+  }
+
+  /** Chain index (1 = oldest) of snapshot `name`; refused when it exists only off the chain. */
+  private chainIndexOf(name: string): number {
+    const disk = this.snapshotDisk(name);
+    const at = this.layers.findIndex((layer) => layer?.name === disk.name);
+    if (at < 1 || at >= this.headIndex) {
+      throw new ReplicaChainError(
+        `snapshot ${name} is not in the current chain (a revert left it on a side branch); only snapshots the volume descends from can be read`,
+        'invalid',
+      );
+    }
+    return at;
   }
 
   private get headIndex(): number {
@@ -956,10 +1119,13 @@ export class Replica {
     return this.beneath(first, end, this.headIndex);
   }
 
-  /** Like beneathHead, for the layers below index `top` (top = headIndex + 1: the whole chain). */
-  private beneath(first: number, end: number, top: number): BlockIndex {
+  /**
+   * Like beneathHead, for the layers below index `top` (top = headIndex + 1: the whole chain), from
+   * index `bottom` up (1 = the oldest layer; a higher one leaves out what older layers hold).
+   */
+  private beneath(first: number, end: number, top: number, bottom = 1): BlockIndex {
     const result = new BlockIndex(end - first);
-    for (let i = 1; i < top; i++) {
+    for (let i = bottom; i < top; i++) {
       markExtents(result, this.layers[i]!, i, first * BLOCK_SIZE, end * BLOCK_SIZE);
     }
     return result;
