@@ -13,10 +13,12 @@ import { engineNameOf, FINALIZER, VOLUME_LABEL } from '../../controllers/labels.
 import { ReadYourWritesStore } from '../../controllers/read-your-writes.js';
 import { Informer } from '../../controllers/runtime/informer.js';
 import { Settings } from '../../controllers/settings.js';
+import { type BackupStatus, backupStatus } from '../../model/backup.js';
 import type { EngineSpec, EngineStatus } from '../../model/engine.js';
 import type { InstanceManagerStatus } from '../../model/instance-manager.js';
 import { type AnyResource, KINDS, type Kind } from '../../model/kinds.js';
 import type { Condition, OwnerReference } from '../../model/meta.js';
+import type { RecurringJobSpec, RecurringJobStatus } from '../../model/recurring-job.js';
 import type { ReplicaSpec, ReplicaStatus } from '../../model/replica.js';
 import type { SettingName } from '../../model/setting-definitions.js';
 import type { VolumeSpec, VolumeStatus } from '../../model/volume.js';
@@ -366,6 +368,74 @@ export function attachment(tickets: AttachmentTicket[] = []): SeedItem {
 
 export function setting(name: SettingName, value: string): SeedItem {
   return { kind: 'Setting', obj: { metadata: { name }, spec: { value } } };
+}
+
+/** A RecurringJob (task snapshot, every minute, retain 1 unless overridden) with this status. */
+export function recurringJob(
+  name: string,
+  o: { spec?: Partial<RecurringJobSpec>; status?: Partial<RecurringJobStatus> } = {},
+): SeedItem {
+  return {
+    kind: 'RecurringJob',
+    obj: {
+      metadata: { name },
+      spec: { task: 'snapshot', cron: '* * * * *', retain: 1, groups: [], concurrency: 1, labels: {}, ...o.spec },
+      status: { ownerID: '', executionCount: 0, lastRunAt: '', nextRunAt: '', lastError: '', ...o.status },
+    },
+  };
+}
+
+/**
+ * A Snapshot resource of `volume` (seed the volume first) as the snapshot controller leaves it: taken
+ * (creationTime set, user-created) unless `taken: false`; `labels` go to spec and status labels.
+ */
+export function snapshotResource(
+  name: string,
+  volume: string,
+  o: { labels?: Record<string, string>; taken?: boolean; userCreated?: boolean; markRemoved?: boolean } = {},
+): SeedItem {
+  const taken = o.taken ?? true;
+  const labels = o.labels ?? {};
+  return {
+    kind: 'Snapshot',
+    obj: {
+      metadata: {
+        name,
+        labels: { [VOLUME_LABEL]: volume },
+        finalizers: [FINALIZER],
+        ownerReferences: volumeOwner(volume),
+      },
+      spec: { volume, createSnapshot: true, labels },
+      status: {
+        ownerID: 'manager',
+        parent: '',
+        children: [],
+        markRemoved: o.markRemoved ?? false,
+        userCreated: taken && (o.userCreated ?? true),
+        creationTime: taken ? ago(10 * MIN) : '',
+        size: 0,
+        labels: taken ? labels : {},
+        readyToUse: taken && !o.markRemoved,
+        error: '',
+      },
+    },
+  };
+}
+
+/** A Backup resource of `volume`'s snapshot in `state`, with these metadata labels besides `backup-volume`. */
+export function backupResource(
+  name: string,
+  volume: string,
+  o: { snapshotName?: string; state?: BackupStatus['state']; labels?: Record<string, string> } = {},
+): SeedItem {
+  return {
+    kind: 'Backup',
+    obj: {
+      metadata: { name, labels: { 'backup-volume': volume, ...o.labels }, finalizers: [FINALIZER] },
+      spec: { snapshotName: o.snapshotName ?? '', labels: {}, backupMode: 'incremental', syncRequestedAt: '' },
+      status: backupStatus.parse({ state: o.state ?? '', volumeName: volume, snapshotName: o.snapshotName ?? '' }),
+    },
+  };
 }
 
 // ---- the context -------------------------------------------------------------------------------------
