@@ -188,6 +188,9 @@ class S3Driver implements BackupStoreDriver {
         ...(sessionToken === undefined || sessionToken === '' ? {} : { sessionToken }),
       };
     }
+    // The SDK is pinned to a release that supports Node 20 (package.json); its notice that later
+    // releases will not would otherwise land in every manager and replica log.
+    process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
     this.client = new S3Client(config);
   }
 
