@@ -21,9 +21,9 @@
 // Volumes that are detached are skipped: Longhorn's allow-recurring-job-while-volume-detached
 // (attach, run, detach) is not implemented.
 import type { Logger } from 'pino';
+import { BACKUP_VOLUME_LABEL } from '../model/backup.js';
 import type { RecurringJob } from '../model/recurring-job.js';
 import { RECURRING_JOB_CREATED_BY_LABEL } from '../model/recurring-job.js';
-import { SETTING_DEFINITIONS, type SettingName } from '../model/setting-definitions.js';
 import { isStoreError } from '../store/errors.js';
 import type { ControllerContext } from './context.js';
 import { FINALIZER, ownedByVolume } from './labels.js';
@@ -56,10 +56,6 @@ export const BACKUP_START_TIMEOUT_MS = 10 * 60_000;
 export const PURGE_TIMEOUT_MS = 120_000;
 
 export const FILESYSTEM_TRIM_UNSUPPORTED = 'filesystem-trim needs the CSI node plugin (not built yet)';
-/** Longhorn's setting (default true); followed once it exists in setting-definitions, else its default. */
-const AUTO_CLEANUP_BACKUP_SNAPSHOT = 'auto-cleanup-recurring-job-backup-snapshot';
-/** On Backup resources: the volume the backup belongs to (Longhorn's label; the backup controller's). */
-export const BACKUP_VOLUME_LABEL = 'backup-volume';
 
 const MAX_LAST_ERROR = 1000;
 
@@ -399,8 +395,7 @@ async function applyBackupRetention(ctx: ControllerContext, job: RecurringJob, v
 }
 
 function autoCleanupBackupSnapshots(ctx: ControllerContext): boolean {
-  if (!(AUTO_CLEANUP_BACKUP_SNAPSHOT in SETTING_DEFINITIONS)) return true;
-  return ctx.settings.bool(AUTO_CLEANUP_BACKUP_SNAPSHOT as SettingName);
+  return ctx.settings.bool('auto-cleanup-recurring-job-backup-snapshot');
 }
 
 async function deleteQuietly(ctx: ControllerContext, kind: 'Snapshot' | 'Backup', name: string) {

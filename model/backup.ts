@@ -4,6 +4,9 @@
 import { z } from 'zod';
 import { type Resource, resourceSchema } from './meta.js';
 
+/** On Backup resources: the volume (its name in the backup store) a backup belongs to. Longhorn's label. */
+export const BACKUP_VOLUME_LABEL = 'backup-volume';
+
 export const backupState = z.enum(['', 'Pending', 'InProgress', 'Completed', 'Error', 'Unknown', 'Deleting']);
 export type BackupState = z.infer<typeof backupState>;
 export const backupMode = z.enum(['incremental', 'full']);

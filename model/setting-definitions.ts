@@ -266,6 +266,14 @@ export const SETTING_DEFINITIONS = {
     min: 1,
     max: 250,
   }),
+  'auto-cleanup-recurring-job-backup-snapshot': def({
+    displayName: 'Automatically Cleanup Recurring Job Backup Snapshot',
+    description:
+      'After a recurring backup, delete that job’s snapshots older than the newest one backed up (the newest stays as the base of the next incremental backup).',
+    category: 'backup',
+    type: 'bool',
+    default: 'true',
+  }),
   'log-level': def({
     displayName: 'Log Level',
     description: 'Manager log level.',

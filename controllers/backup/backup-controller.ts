@@ -8,13 +8,13 @@ import { deleteBackup } from '../../dataplane/backupstore/delete.js';
 import { readBackupConfig, readVolumeConfig } from '../../dataplane/backupstore/inspect.js';
 import { unary } from '../../dataplane/grpc/unary.js';
 import type { EngineBackupJob } from '../../dataplane/proto/gen/engine.js';
-import type { Backup } from '../../model/backup.js';
+import { BACKUP_VOLUME_LABEL, type Backup } from '../../model/backup.js';
 import { nowIso } from '../../model/meta.js';
 import type { ControllerContext } from '../context.js';
 import { engineNameOf, FINALIZER } from '../labels.js';
 import { Controller, type ReconcileResult } from '../runtime/controller.js';
 import { addFinalizer, patchStatus, removeFinalizer } from '../write.js';
-import { BACKUP_VOLUME_LABEL, statusFromConfig } from './backup-target-controller.js';
+import { statusFromConfig } from './backup-target-controller.js';
 import { driverFor, targetAccess } from './target-access.js';
 
 const CALL_MS = 15_000;

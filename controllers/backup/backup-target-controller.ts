@@ -6,7 +6,7 @@ import type { BackupConfig, VolumeConfig } from '../../dataplane/backupstore/con
 import { listBackups, listBackupVolumes, readVolumeConfig } from '../../dataplane/backupstore/inspect.js';
 import { encodeBackupUrl } from '../../dataplane/backupstore/target-url.js';
 import { BACKUP_BLOCK_SIZE } from '../../dataplane/backupstore/types.js';
-import type { Backup } from '../../model/backup.js';
+import { BACKUP_VOLUME_LABEL, type Backup } from '../../model/backup.js';
 import { BackupTargetConditionType } from '../../model/backup-target.js';
 import { setCondition } from '../../model/conditions.js';
 import { nowIso, resourceName } from '../../model/meta.js';
@@ -15,8 +15,6 @@ import { Controller, type ReconcileResult } from '../runtime/controller.js';
 import { patchSpec, patchStatus } from '../write.js';
 import { driverFor, targetAccess } from './target-access.js';
 
-/** Label on Backup resources: the volume (in the backup store) it belongs to. Longhorn's name. */
-export const BACKUP_VOLUME_LABEL = 'backup-volume';
 const MIN_RETRY_MS = 2000;
 const MAX_RETRY_MS = 60_000;
 

@@ -1,10 +1,10 @@
 // Which resource changes wake which backup controllers: a target's spec or its secret → that target;
 // a backup → itself; a new backup or backup volume → the standby volumes that follow it.
 import { decodeBackupUrl } from '../../dataplane/backupstore/target-url.js';
+import { BACKUP_VOLUME_LABEL } from '../../model/backup.js';
 import type { Volume } from '../../model/volume.js';
 import type { Informers } from '../context.js';
 import { type Controller, watchInto } from '../runtime/controller.js';
-import { BACKUP_VOLUME_LABEL } from './backup-target-controller.js';
 
 export function wireBackups(
   informers: Informers,
