@@ -20,8 +20,10 @@ export class NotFoundError extends ApiError {
   constructor(
     readonly kind: string,
     readonly resourceName: string,
+    /** What to do about it, when there is something (e.g. "sync the backup target"). */
+    hint?: string,
   ) {
-    super('NotFound', `${kind} "${resourceName}" not found`);
+    super('NotFound', `${kind} "${resourceName}" not found${hint ? `; ${hint}` : ''}`);
   }
 }
 export class ValidationError extends ApiError {
@@ -48,7 +50,7 @@ export class InsufficientCapacityError extends ApiError {
   }
 }
 
-export const notFound = (what: string, name: string) => new NotFoundError(what, name);
+export const notFound = (what: string, name: string, hint?: string) => new NotFoundError(what, name, hint);
 export const invalid = (field: string, reason: string) => new ValidationError(field, reason);
 export const invalidState = (message: string) => new InvalidStateError(message);
 export const conflict = (message: string) => new ConflictError(message);

@@ -27,3 +27,8 @@ export function ownedByVolume(
     ownerReferences: [{ kind: 'Volume', name: vol.metadata.name, uid: vol.metadata.uid, controller: true }],
   };
 }
+
+/** `backup-<16 hex>`, as Longhorn names backups (also their name in the backup store). */
+export function newBackupName(): string {
+  return `backup-${randomBytes(8).toString('hex')}`;
+}

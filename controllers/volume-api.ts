@@ -28,6 +28,10 @@ export interface CreateVolumeInput {
   staleReplicaTimeout?: number;
   nodeSelector?: string[];
   diskSelector?: string[];
+  /** Longhorn's backup URL to restore from (the volume controller restores it before first use). */
+  fromBackup?: string;
+  /** A standby (DR) volume following its backup volume (needs fromBackup). */
+  standby?: boolean;
 }
 
 /** A volume not yet stored, for the scheduler's pre-check. */
@@ -175,9 +179,13 @@ export class VolumeApi {
       staleReplicaTimeout: input.staleReplicaTimeout,
       nodeSelector: input.nodeSelector,
       diskSelector: input.diskSelector,
+      fromBackup: input.fromBackup,
+      standby: input.standby,
     });
     if (!parsed.success) throw fromZod(parsed.error);
     const spec = parsed.data;
+    if (spec.standby && !spec.fromBackup)
+      throw invalid('standby', 'a standby volume restores from a backup: give fromBackup');
     if (spec.dataLocality === 'strict-local' && spec.numberOfReplicas !== 1)
       throw invalid('numberOfReplicas', 'strict-local data locality needs exactly 1 replica');
     if (await this.store.get('Volume', input.name)) throw conflict(`volume "${input.name}" already exists`);

@@ -1,13 +1,21 @@
 // How the graph's edges are read: each relation is one grouped index over its kind's one list per request
 // (StoreReads.by), so following an edge from 1,000 parents costs the same store reads as from one.
 // Every index name lives here, beside its key, so two fields can never share a name with different keys.
+import { BACKUP_VOLUME_LABEL, type Backup } from '../model/backup.js';
+import type { BackupVolume } from '../model/backup-volume.js';
 import type { Engine } from '../model/engine.js';
 import type { Event } from '../model/event.js';
 import type { InstanceManager } from '../model/instance-manager.js';
 import type { Condition } from '../model/meta.js';
 import type { Node } from '../model/node.js';
+import {
+  RECURRING_JOB_GROUP_LABEL_PREFIX,
+  RECURRING_JOB_LABEL_PREFIX,
+  type RecurringJob,
+} from '../model/recurring-job.js';
 import type { Replica } from '../model/replica.js';
 import type { Snapshot } from '../model/snapshot.js';
+import type { Volume } from '../model/volume.js';
 import type { VolumeAttachment } from '../model/volume-attachment.js';
 import type { StoreReads } from './store-reads.js';
 
@@ -73,6 +81,56 @@ export function newestEventsFirst(events: readonly Event[]): Event[] {
       b.spec.firstTimestamp.localeCompare(a.spec.firstTimestamp) ||
       a.metadata.name.localeCompare(b.metadata.name),
   );
+}
+
+/** The volume a backup belongs to: its `backup-volume` label, else what the backup store said. */
+export function backupVolumeName(b: Backup): string {
+  return b.metadata.labels[BACKUP_VOLUME_LABEL] || b.status.volumeName;
+}
+
+/** Backups of one volume (by its name in the backup store), in no particular order. */
+export function backupsOfVolume(reads: StoreReads, volume: string): Promise<Backup[]> {
+  return reads.by('Backup', 'volume', backupVolumeName, volume);
+}
+
+export function backupVolumesOfTarget(reads: StoreReads, target: string): Promise<BackupVolume[]> {
+  return reads.by('BackupVolume', 'target', (bv) => bv.spec.backupTargetName, target);
+}
+
+/** Newest first: when the backup was made (or, until it is, when it was asked for), then by name. */
+export function newestBackupsFirst(backups: readonly Backup[]): Backup[] {
+  const at = (b: Backup) => b.status.backupCreatedAt || b.metadata.creationTimestamp;
+  return [...backups].sort((a, b) => at(b).localeCompare(at(a)) || a.metadata.name.localeCompare(b.metadata.name));
+}
+
+/**
+ * Volumes a recurring job runs on: those labelled with the job, or with one of its groups; a job in
+ * group `default` also takes every volume with no job or group label at all (Longhorn's rule).
+ */
+export async function volumesOfRecurringJob(reads: StoreReads, job: RecurringJob): Promise<Volume[]> {
+  const jobKey = `${RECURRING_JOB_LABEL_PREFIX}${job.metadata.name}`;
+  const groupKeys = job.spec.groups.map((g) => `${RECURRING_JOB_GROUP_LABEL_PREFIX}${g}`);
+  const inDefault = job.spec.groups.includes('default');
+  return (await reads.list('Volume')).filter((v) => {
+    const l = v.metadata.labels;
+    if (l[jobKey] === 'enabled' || groupKeys.some((k) => l[k] === 'enabled')) return true;
+    return (
+      inDefault &&
+      !Object.keys(l).some(
+        (k) => k.startsWith(RECURRING_JOB_LABEL_PREFIX) || k.startsWith(RECURRING_JOB_GROUP_LABEL_PREFIX),
+      )
+    );
+  });
+}
+
+/** A volume's recurring jobs and groups, as its labels say, by name. */
+export function volumeRecurringJobs(v: Volume): { jobs: string[]; groups: string[] } {
+  const pick = (prefix: string) =>
+    Object.entries(v.metadata.labels)
+      .filter(([k, val]) => k.startsWith(prefix) && val === 'enabled')
+      .map(([k]) => k.slice(prefix.length))
+      .sort();
+  return { jobs: pick(RECURRING_JOB_LABEL_PREFIX), groups: pick(RECURRING_JOB_GROUP_LABEL_PREFIX) };
 }
 
 function newest<T extends { metadata: { creationTimestamp: string } }>(items: T[]): T | undefined {

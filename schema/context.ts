@@ -1,4 +1,5 @@
 // What every resolver gets: who is asking, per-request reads, and the control plane's actions.
+import type { BackupApi } from '../controllers/backup-api.js';
 import type { VolumeApi } from '../controllers/volume-api.js';
 import type { StoreReads } from '../resolvers/store-reads.js';
 import type { Store } from '../store/store.js';
@@ -10,6 +11,8 @@ export interface GraphQLContext {
   role: Role | undefined;
   reads: StoreReads;
   api: VolumeApi;
+  /** Backups, backup targets, restores and recurring jobs. */
+  backups: BackupApi;
   store: Store;
 }
 

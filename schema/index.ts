@@ -11,6 +11,10 @@ import './snapshot.js';
 import './setting.js';
 import './instance-manager.js';
 import './event.js';
+import './backup.js';
+import './backup-volume.js';
+import './backup-target.js';
+import './recurring-job.js';
 import './cluster.js';
 import './volume-graph.js';
 
@@ -18,6 +22,8 @@ import './mutations/volume-actions.js';
 import './mutations/snapshot-actions.js';
 import './mutations/node-actions.js';
 import './mutations/setting-actions.js';
+import './mutations/backup-actions.js';
+import './mutations/recurring-job-actions.js';
 import './subscriptions.js';
 import './api-token.js';
 

@@ -13,6 +13,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
+import type { BackupApi } from '../controllers/backup-api.js';
 import type { VolumeApi } from '../controllers/volume-api.js';
 import { ReadModel } from '../resolvers/read-model.js';
 import { TokenVerifier } from '../resolvers/tokens.js';
@@ -27,6 +28,8 @@ export interface ApiServerOptions {
   port: number;
   store: Store;
   api: VolumeApi;
+  /** Backup actions; default: one over `store` and `api`. */
+  backupApi?: BackupApi;
   logger: Logger;
   /** Require a bearer token even on loopback with no token stored (default: false). */
   requireTokens?: boolean;
@@ -70,6 +73,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const yoga = createShorthornYoga({
     store: opts.store,
     api: opts.api,
+    ...(opts.backupApi ? { backupApi: opts.backupApi } : {}),
     readModel,
     responseCache: opts.responseCache ?? process.env['SHORTHORN_API_RESPONSE_CACHE'] !== 'off',
     anonymousRole,

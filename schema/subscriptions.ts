@@ -2,8 +2,10 @@
 // writes reaches subscribers like one made through the API. Each sends the current value first (events:
 // only new ones, unless `since`). volumeChanged lives beside Volume; volumeMetrics polls the engine.
 import { filter, map, pipe, Repeater } from 'graphql-yoga';
+import type { Backup } from '../model/backup.js';
 import type { Engine } from '../model/engine.js';
 import type { Event } from '../model/event.js';
+import { backupVolumeName } from '../resolvers/graph-reads.js';
 import {
   METRICS_DEFAULT_INTERVAL_MS,
   METRICS_MIN_INTERVAL_MS,
@@ -12,6 +14,7 @@ import {
 } from '../resolvers/metrics.js';
 import { watchMatching, watchOne } from '../resolvers/watch.js';
 import type { Store } from '../store/store.js';
+import { BackupRef } from './backup.js';
 import { builder } from './builder.js';
 import { EngineRef } from './engine.js';
 import { EventRef } from './event.js';
@@ -162,6 +165,16 @@ builder.subscriptionFields((t) => ({
     args: { volume: t.arg.string({ required: true }) },
     subscribe: (_root, { volume }, ctx) => watchMatching(ctx.store, 'Snapshot', (s) => s.spec.volume === volume),
     resolve: (s) => s,
+  }),
+  backupChanged: t.field({
+    type: BackupRef,
+    description:
+      "Every backup (of the volume, or all) now, then each at every change, progress included (a deleted one's last state)",
+    authScopes: { viewer: true },
+    args: { volume: t.arg.string({ required: false }) },
+    subscribe: (_root, { volume }, ctx) =>
+      watchMatching(ctx.store, 'Backup', (b: Backup) => !volume || backupVolumeName(b) === volume),
+    resolve: (b) => b,
   }),
   events: t.field({
     type: EventRef,

@@ -4,13 +4,16 @@
 import { resolveArrayConnection } from '@pothos/plugin-relay';
 import {
   attachmentOfVolume,
+  backupsOfVolume,
   engineOfVolume,
   eventsAbout,
   labelMatcher,
+  newestBackupsFirst,
   newestEventsFirst,
   replicasOfVolume,
   snapshotsOfVolume,
 } from '../resolvers/graph-reads.js';
+import { BackupRef } from './backup.js';
 import { builder } from './builder.js';
 import { EngineRef } from './engine.js';
 import { EventRef } from './event.js';
@@ -44,6 +47,11 @@ builder.objectFields(VolumeRef, (t) => ({
           (a.status.creationTime || '\uffff').localeCompare(b.status.creationTime || '\uffff') ||
           a.metadata.name.localeCompare(b.metadata.name),
       ),
+  }),
+  backups: t.field({
+    type: [BackupRef],
+    description: 'Its backups in the backup target (by its name there), newest first',
+    resolve: async (v, _args, ctx) => newestBackupsFirst(await backupsOfVolume(ctx.reads, v.metadata.name)),
   }),
   events: t.field({
     type: [EventRef],

@@ -1,5 +1,6 @@
 // Volume: the type, its place in the graph (replicas, engine, snapshots, events), and its queries.
 import type { Volume as VolumeModel } from '../model/volume.js';
+import { volumeRecurringJobs } from '../resolvers/graph-reads.js';
 import { watchOne } from '../resolvers/watch.js';
 import { builder } from './builder.js';
 import { ConditionRef } from './condition.js';
@@ -28,6 +29,35 @@ VolumeRef.implement({
     actualSize: t.field({ type: 'Bytes', resolve: (v) => v.status.actualSize }),
     lastDegradedAt: t.string({ resolve: (v) => v.status.lastDegradedAt }),
     conditions: t.field({ type: [ConditionRef], resolve: (v) => v.status.conditions }),
+    fromBackup: t.string({
+      description: 'The backup URL it was created from (restored before first use); empty for none',
+      resolve: (v) => v.spec.fromBackup,
+    }),
+    standby: t.boolean({
+      description: 'Asked to be a standby (DR) volume: follows its backup volume until activated',
+      resolve: (v) => v.spec.standby,
+    }),
+    isStandby: t.boolean({ description: 'Is a standby volume now', resolve: (v) => v.status.isStandby }),
+    restoreRequired: t.boolean({
+      description: 'A restore (from fromBackup, or a newer backup for a standby) is still to be done',
+      resolve: (v) => v.status.restoreRequired,
+    }),
+    restoreInitiated: t.boolean({ resolve: (v) => v.status.restoreInitiated }),
+    restoreProgress: t.int({
+      description: 'Percent of the restore under way, 0–100',
+      resolve: (v) => v.status.restoreProgress,
+    }),
+    lastRestoredBackup: t.string({ resolve: (v) => v.status.lastRestoredBackup }),
+    lastBackup: t.string({ description: 'Its newest completed backup', resolve: (v) => v.status.lastBackup }),
+    lastBackupAt: t.string({ resolve: (v) => v.status.lastBackupAt }),
+    recurringJobs: t.stringList({
+      description: 'Recurring jobs it takes part in by name (labels recurring-job.shorthorn.io/<job>)',
+      resolve: (v) => volumeRecurringJobs(v).jobs,
+    }),
+    recurringJobGroups: t.stringList({
+      description: 'Recurring job groups it takes part in (labels recurring-job-group.shorthorn.io/<group>)',
+      resolve: (v) => volumeRecurringJobs(v).groups,
+    }),
   }),
 });
 

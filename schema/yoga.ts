@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { createGraphQLError, createYoga, maskError, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
+import { BackupApi } from '../controllers/backup-api.js';
 import type { VolumeApi } from '../controllers/volume-api.js';
 import type { ReadModel } from '../resolvers/read-model.js';
 import { useResponseCache } from '../resolvers/response-cache.js';
@@ -15,6 +16,8 @@ import { useBadUserInputCode, useRequestLimits } from './request-limits.js';
 export interface YogaOptions {
   store: Store;
   api: VolumeApi;
+  /** Backup actions; default: one over `store` and `api`. */
+  backupApi?: BackupApi;
   /** Role of a request without a token: 'admin' on a loopback-only server, else undefined (refused). */
   anonymousRole: Role | undefined;
   /** Bearer token → role; undefined when the token is unknown. */
@@ -74,6 +77,7 @@ function yogaLogging(log: Logger) {
 }
 
 export function createShorthornYoga(opts: YogaOptions): ShorthornYoga {
+  const backups = opts.backupApi ?? new BackupApi(opts.store, opts.api);
   return createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
     plugins: [
@@ -115,7 +119,7 @@ export function createShorthornYoga(opts: YogaOptions): ShorthornYoga {
       } else if (!role) {
         throw unauthenticated('this server needs a bearer token (Authorization: Bearer <token>)');
       }
-      return { role, reads: new StoreReads(opts.store, opts.readModel), api: opts.api, store: opts.store };
+      return { role, reads: new StoreReads(opts.store, opts.readModel), api: opts.api, backups, store: opts.store };
     },
   });
 }
