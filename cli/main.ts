@@ -1,10 +1,12 @@
 // The `shorthorn` command.
 import { Command } from 'commander';
+import { registerBackupCommand } from './backup-command.js';
 import { registerEngineCommand } from './engine-command.js';
 import { registerEngineCtlCommand } from './engine-ctl-command.js';
 import { registerEventsCommand } from './events-command.js';
 import { registerInstanceManagerCommand } from './instance-manager-command.js';
 import { registerNodeCommand } from './node-command.js';
+import { registerRecurringJobCommand } from './recurring-job-command.js';
 import { registerReplicaCommand } from './replica-command.js';
 import { registerSettingCommand } from './setting-command.js';
 import { registerSnapshotCommand } from './snapshot-command.js';
@@ -24,6 +26,8 @@ registerSnapshotCommand(program);
 registerVolumeCommand(program);
 registerNodeCommand(program);
 registerSettingCommand(program);
+registerBackupCommand(program);
+registerRecurringJobCommand(program);
 registerEventsCommand(program);
 registerInstanceManagerCommand(program);
 registerTokenCommand(program);

@@ -2,6 +2,9 @@
 // managers, engines and replicas) served by startApiServer on a free loopback port, driven only through
 // the real binary with --server: volume create/ls/attach/get/detach/delete, snapshots through
 // --volume, settings, events --follow, typed errors (exit 1, the code on stderr) and bearer tokens.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SHORTHORN_BIN } from '../../cli/child-process.js';
@@ -160,6 +163,69 @@ describe('shorthorn CLI over GraphQL', () => {
     const unreachable = await shorthorn(['volume', 'ls', '--server', 'http://127.0.0.1:1/graphql']);
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).toMatch(/UNREACHABLE: cannot reach/);
+  }, 120_000);
+
+  it('backup target set and show; recurring-job create, ls, rm', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shorthorn-cli-backups-'));
+    try {
+      const set = await shorthorn(['backup', 'target', 'set', `file://${dir}`, '--poll-interval', '0', ...S]);
+      expect(set.code, set.stderr).toBe(0);
+      const target = await shorthornJson<Json>(['backup', 'target', ...S, '-o', 'json']);
+      expect(target).toMatchObject({ name: 'default', url: `file://${dir}`, pollInterval: 0, credentialKeys: [] });
+      const shown = await shorthorn(['backup', 'target', ...S]);
+      expect(shown.code, shown.stderr).toBe(0);
+      expect(shown.stdout).toMatch(new RegExp(`url\\s+file://${dir}`));
+      const bad = await shorthorn(['backup', 'target', 'set', 'http://example.com/backups', ...S]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/ValidationError: url: /);
+      const cleared = await shorthorn(['backup', 'target', 'set', '', ...S, '-o', 'json']);
+      expect(cleared.code, cleared.stderr).toBe(0);
+      expect(JSON.parse(cleared.stdout).url).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+
+    const created = await shorthornJson<Json>([
+      'recurring-job',
+      'create',
+      'cli-hourly',
+      '--task',
+      'snapshot',
+      '--cron',
+      '0 * * * *',
+      '--retain',
+      '2',
+      '--group',
+      'gold',
+      ...S,
+      '-o',
+      'json',
+    ]);
+    expect(created).toMatchObject({
+      name: 'cli-hourly',
+      task: 'snapshot',
+      cron: '0 * * * *',
+      retain: 2,
+      groups: ['gold'],
+    });
+    const badCron = await shorthorn([
+      'recurring-job',
+      'create',
+      'cli-bad',
+      '--task',
+      'snapshot',
+      '--cron',
+      '0 * *',
+      ...S,
+    ]);
+    expect(badCron.code).toBe(1);
+    expect(badCron.stderr).toMatch(/ValidationError: cron: /);
+    const ls = await shorthorn(['recurring-job', 'ls', ...S]);
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout).toMatch(/cli-hourly\s+snapshot\s+0 \* \* \* \*\s+2\s+1\s+gold/);
+    const rm = await shorthorn(['recurring-job', 'rm', 'cli-hourly', ...S]);
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(await shorthornJson<Json[]>(['recurring-job', 'ls', ...S, '-o', 'json'])).toEqual([]);
   }, 120_000);
 
   it('node ls --watch prints the list again when a node changes, until stopped', async () => {
