@@ -9,6 +9,7 @@ import { backupController } from './backup/backup-controller.js';
 import { backupTargetController } from './backup/backup-target-controller.js';
 import { closeDrivers } from './backup/target-access.js';
 import { wireBackups } from './backup/wiring.js';
+import { ensureDefaultBackupTarget } from './backup-api.js';
 import { type ControllerContext, DataplaneClients, type Informers } from './context.js';
 import { engineController } from './engine-controller.js';
 import { EventRecorder } from './events.js';
@@ -38,6 +39,7 @@ export interface Manager {
 export async function startManager(opts: { store: Store; managerID: string; logger: Logger }): Promise<Manager> {
   const log = opts.logger;
   await ensureDefaultSettings(opts.store);
+  await ensureDefaultBackupTarget(opts.store);
   const informers = Object.fromEntries(
     KINDS.map((k) => [k, new Informer(opts.store, k, { logger: log })]),
   ) as unknown as Informers; // built kind by kind from KINDS; the mapped type cannot follow Object.fromEntries

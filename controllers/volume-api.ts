@@ -226,6 +226,14 @@ export class VolumeApi {
   ): Promise<Volume> {
     const vol = await this.volume(name);
     if (vol.metadata.deletionTimestamp) throw invalidState(`volume "${name}" is being deleted`);
+    // A restore writes with no reader (Longhorn restores with the frontend off): a client would see
+    // blocks change under it, and a standby volume's data changes at each new backup.
+    if (!opts.disableFrontend) {
+      if (vol.spec.standby || vol.status.isStandby)
+        throw invalidState(`volume "${name}" is a standby volume; activate it (activateVolume) before attaching it`);
+      if (vol.spec.fromBackup && (!vol.status.lastRestoredBackup || vol.status.restoreRequired))
+        throw invalidState(`volume "${name}" is being restored from a backup; attach it once the restore is done`);
+    }
     await this.node(nodeID);
     const type = opts.type ?? 'shorthorn-api';
     const id = opts.ticketID ?? `${type}-${nodeID}`;

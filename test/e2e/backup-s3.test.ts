@@ -162,6 +162,11 @@ describe('backups to S3 through GraphQL', () => {
     expect(blocksAfter1.length).toBe(20); // 40 MiB of data = 20 blocks of 2 MiB; holes are not uploaded
 
     await restoreInto(done1.url, 'dst');
+    const early = await gql(`mutation { attachVolume(name: "dst", node: "node-1") { __typename ${ERR} } }`);
+    expect(early.attachVolume).toMatchObject({
+      __typename: 'InvalidState',
+      message: expect.stringMatching(/being restored/),
+    });
     const restored = await until(
       'dst restored and detached',
       () => volume('dst'),
@@ -178,6 +183,11 @@ describe('backups to S3 through GraphQL', () => {
       () => volume('dr'),
       (v) => v.lastRestoredBackup === b1 && v.isStandby,
     );
+    const standbyAttach = await gql(`mutation { attachVolume(name: "dr", node: "node-1") { __typename ${ERR} } }`);
+    expect(standbyAttach.attachVolume).toMatchObject({
+      __typename: 'InvalidState',
+      message: expect.stringMatching(/standby/),
+    });
 
     // ~5% more (3 MiB in three places): the incremental backup uploads only the blocks that changed.
     await writeRandom(srcUri, [

@@ -32,18 +32,31 @@ let nextBase = 30000 + Math.floor(Math.random() * 15) * 1000;
 
 export async function startControlPlane(opts: { nodes: number }): Promise<TestControlPlane> {
   const dataDir = mkdtempSync(join(tmpdir(), 'shorthorn-cp-'));
-  const base = nextBase;
-  nextBase += 1000 * (opts.nodes + 1);
-  if (nextBase > 55000) nextBase = 30000;
+  const nodes: EmbeddedNode[] = [];
+  // A port of the range can be taken between runs (another program, or a client connection's
+  // ephemeral port): stop what started and try the next range, a few times.
+  for (let attempt = 1; nodes.length < opts.nodes; attempt++) {
+    const base = nextBase;
+    nextBase += 1000 * (opts.nodes + 1);
+    if (nextBase > 55000) nextBase = 30000;
+    try {
+      for (let i = 1; i <= opts.nodes; i++) {
+        const node = await startOrAdoptNode({ dataDir, name: `node-${i}`, ...nodePorts(base, i) });
+        nodes.push(node);
+      }
+    } catch (err) {
+      await Promise.all(nodes.map((n) => stopNode(n, 5000)));
+      nodes.length = 0;
+      if (attempt >= 3) {
+        rmSync(dataDir, { recursive: true, force: true });
+        throw err;
+      }
+    }
+  }
   const logFile = join(dataDir, 'manager.log');
   const logger = pino({ level: 'debug' }, pino.destination({ dest: logFile, sync: true }));
   const store = openSqliteStore(join(dataDir, 'shorthorn.db'));
-  const nodes: EmbeddedNode[] = [];
-  for (let i = 1; i <= opts.nodes; i++) {
-    const node = await startOrAdoptNode({ dataDir, name: `node-${i}`, ...nodePorts(base, i) });
-    nodes.push(node);
-    await registerNode(store, node, 0);
-  }
+  for (const node of nodes) await registerNode(store, node, 0);
   let manager = await startManager({ store, managerID: 'manager', logger });
   // Ready = every node's instance manager answers and its disk is measured: what a test starts from.
   await waitFor(async () => {
