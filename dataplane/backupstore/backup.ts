@@ -3,7 +3,7 @@
 // that references them, then volume.cfg that points at the backup. A crash at any point leaves at
 // worst an in-progress cfg (CreatedTime '') and unreferenced blocks, which deletion collects.
 import { boundedConcurrency, runBounded } from './bounded-pool.js';
-import { blockChecksum, compressBlock } from './compression.js';
+import { blockChecksumAsync, compressBlock } from './compression.js';
 import {
   BACKUP_PARAM_BLOCK_SIZE,
   BACKUP_PARAM_MODE,
@@ -298,7 +298,7 @@ class BlockUploader {
   ) {}
 
   async store(data: Buffer): Promise<string> {
-    const checksum = blockChecksum(data);
+    const checksum = await blockChecksumAsync(data);
     const pending = this.inFlight.get(checksum);
     if (pending !== undefined) {
       await pending;

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   blockChecksum,
+  blockChecksumAsync,
   COMPRESSION_METHODS,
   compressBlock,
   decompressAndVerify,
@@ -273,6 +274,20 @@ describe('block compression', () => {
   it('checksum is hex(SHA-512)[:64] of the uncompressed bytes', () => {
     // echo -n abc | sha512sum
     expect(blockChecksum(Buffer.from('abc'))).toBe('ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a');
+  });
+
+  it('the thread-pool checksum (what backups use) equals the synchronous one, on views into larger buffers too', async () => {
+    expect(await blockChecksumAsync(Buffer.from('abc'))).toBe(blockChecksum(Buffer.from('abc')));
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 4096 }), fc.nat(64), async (bytes, skip) => {
+        const view = Buffer.concat([Buffer.alloc(skip, 0xee), bytes, Buffer.alloc(7, 0xee)]).subarray(
+          skip,
+          skip + bytes.length,
+        );
+        expect(await blockChecksumAsync(view)).toBe(blockChecksum(view));
+      }),
+      { numRuns: 50 },
+    );
   });
 
   it('rejects a block whose content does not match its name, naming the block', async () => {
