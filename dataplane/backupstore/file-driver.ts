@@ -3,7 +3,7 @@
 // the target root, written whole through a temp file and a rename, so a reader never sees half a block
 // or half a cfg, even across a crash.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   BackupNotFoundError,
@@ -12,6 +12,14 @@ import {
   type BackupTargetLocation,
   type DriverStats,
 } from './types.js';
+
+/**
+ * statfs f_type of filesystems whose clients cache attributes and directory listings (other machines'
+ * writes show up late): NFS, SMB/CIFS (3 magics), FUSE (s3fs, sshfs…), Ceph, 9p, virtiofs, AFS, Lustre.
+ */
+const NETWORK_FS_MAGIC = new Set([
+  0x6969, 0x517b, 0xff534d42, 0xfe534d42, 0x65735546, 0x00c36400, 0x01021997, 0x6a656a63, 0x5346414f, 0x0bd00bd0,
+]);
 
 /** Temp files carry this marker so list() never shows a write in flight. */
 const TEMP_MARKER = '.shorthorn-tmp-';
@@ -142,6 +150,11 @@ export function createFileDriver(location: Extract<BackupTargetLocation, { kind:
         if ((cause as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
         throw targetError('list', dir, cause);
       }
+    },
+
+    async consistentListing() {
+      await checkRoot();
+      return !NETWORK_FS_MAGIC.has((await statfs(root)).type);
     },
 
     async mtime(path) {

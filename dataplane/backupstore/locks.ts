@@ -12,14 +12,18 @@ export const RESTORE_LOCK = 1;
 export const DELETION_LOCK = 2;
 export type LockType = typeof BACKUP_LOCK | typeof DELETION_LOCK;
 
-/** Longhorn waits this long between writing its lock and reading the others (clock skew, 1 s mtimes). */
+/**
+ * Longhorn waits this long between writing its lock and reading the others, so that a lock written at
+ * the same moment elsewhere is visible by then. Kept on targets whose listings may lag (network
+ * filesystems); on consistent ones the second look below makes the wait unnecessary.
+ */
 export const LOCK_CHECK_WAIT_MS = 2000;
 /** A lock not refreshed for this long is dead: its holder crashed. */
 export const LOCK_EXPIRY_MS = 150_000;
 export const LOCK_REFRESH_MS = 60_000;
 
 export interface LockOptions {
-  /** Pause between announcing the lock and checking the others; tests use ~50 ms. */
+  /** Pause between announcing the lock and checking the others; default: 0 on a consistent target, else LOCK_CHECK_WAIT_MS. */
   waitMs?: number;
   expiryMs?: number;
   refreshMs?: number;
@@ -41,9 +45,13 @@ interface SeenLock {
 }
 
 /**
- * One attempt, as Longhorn's reference §5.8 describes: announce, wait, look. Rejects with
- * BackupLockedError when a live lock of the other type has priority; the caller decides whether to
- * retry later.
+ * One attempt, as Longhorn's reference §5.8 describes — announce, wait, look, mark Acquired — plus a
+ * second look after marking: if a conflicting lock is Acquired by then, this one backs off. Two
+ * clients can then never both hold: for both to keep, each one's second look would have to come
+ * before the other's mark, and each mark comes before its own second look — a cycle. That holds
+ * without any wait on a target where a write is seen by every later list (consistentListing), so the
+ * wait is only paid where listings lag. Longhorn clients on the same target see our locks by its rules.
+ * Rejects with BackupLockedError; the caller decides whether to retry later.
  */
 export async function acquireLock(
   driver: BackupStoreDriver,
@@ -51,7 +59,7 @@ export async function acquireLock(
   type: LockType,
   opts: LockOptions = {},
 ): Promise<HeldLock> {
-  const waitMs = opts.waitMs ?? LOCK_CHECK_WAIT_MS;
+  const waitMs = opts.waitMs ?? ((await driver.consistentListing()) ? 0 : LOCK_CHECK_WAIT_MS);
   const expiryMs = opts.expiryMs ?? LOCK_EXPIRY_MS;
   const refreshMs = opts.refreshMs ?? LOCK_REFRESH_MS;
   const name = generateLockName();
@@ -62,19 +70,20 @@ export async function acquireLock(
     const serverTime = (await driver.mtime(path)) ?? new Date();
     await sleep(waitMs, opts.signal);
     const me: SeenLock = { name, type, acquired: false, serverTime };
-    const now = Date.now();
-    for (const other of await readLocks(driver, volumeName)) {
-      if (other.name === name || other.type === type) continue;
-      if (now - other.serverTime.getTime() > expiryMs) continue;
-      if (compareLocks(other, me) < 0) {
-        throw new BackupLockedError(
-          `backup volume ${volumeName} is locked by a ${describeType(other.type)} in progress ` +
-            `(lock ${other.name}${other.acquired ? ', acquired' : ', waiting'} since ${other.serverTime.toISOString()}); ` +
-            `cannot start a ${describeType(type)} now, try again when it has finished`,
-        );
-      }
-    }
+    const conflicts = async () =>
+      (await readLocks(driver, volumeName)).filter(
+        (other) => other.name !== name && other.type !== type && Date.now() - other.serverTime.getTime() <= expiryMs,
+      );
+    const blocked = (other: SeenLock) =>
+      new BackupLockedError(
+        `backup volume ${volumeName} is locked by a ${describeType(other.type)} in progress ` +
+          `(lock ${other.name}${other.acquired ? ', acquired' : ', waiting'} since ${other.serverTime.toISOString()}); ` +
+          `cannot start a ${describeType(type)} now, try again when it has finished`,
+      );
+    for (const other of await conflicts()) if (compareLocks(other, me) < 0) throw blocked(other);
     await driver.write(path, lockFile(name, type, true));
+    const raced = (await conflicts()).find((other) => other.acquired);
+    if (raced) throw blocked(raced);
   } catch (err) {
     await driver.remove(path).catch(() => undefined);
     throw err;

@@ -204,6 +204,11 @@ class S3Driver implements BackupStoreDriver {
     return (await this.head(path)) !== undefined;
   }
 
+  /** S3 has strong read-after-write and list consistency (AWS since December 2020; MinIO and Ceph RGW too). */
+  async consistentListing(): Promise<boolean> {
+    return true;
+  }
+
   async mtime(path: string): Promise<Date | undefined> {
     return (await this.head(path))?.LastModified;
   }

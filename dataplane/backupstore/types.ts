@@ -28,6 +28,13 @@ export interface BackupStoreDriver {
   list(dir: string): Promise<string[]>;
   /** Modification time as the target sees it (the lock expiry clock), or undefined when missing. */
   mtime(path: string): Promise<Date | undefined>;
+  /**
+   * True when a write is seen by every later read and list, from any client: a local filesystem (only
+   * this machine's processes reach it) and S3 (strong read-after-write and list consistency). False on
+   * network filesystems (NFS, SMB, FUSE…), whose clients cache attributes and listings: there the lock
+   * keeps Longhorn's settle wait between announcing and looking.
+   */
+  consistentListing(): Promise<boolean>;
   /** Counters for tests and benchmarks: objects written and read, bytes moved. */
   readonly stats: DriverStats;
   close(): Promise<void>;

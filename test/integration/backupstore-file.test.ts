@@ -48,6 +48,7 @@ function countingBlockPuts(inner: BackupStoreDriver): BackupStoreDriver & { bloc
     remove: (p: string) => inner.remove(p),
     list: (p: string) => inner.list(p),
     mtime: (p: string) => inner.mtime(p),
+    consistentListing: () => inner.consistentListing(),
     close: () => inner.close(),
   };
   return wrapper;
