@@ -16,6 +16,7 @@ import { ReplicaServiceClient } from '../../dataplane/proto/gen/replica.js';
 import { readLonghornReplicaDir } from '../fixtures/longhorn-replica-dir.js';
 import { startVolume, type TestVolume } from '../helpers/cluster.js';
 import { engineClient, shorthorn, shorthornJson, unary } from '../helpers/engine-api.js';
+import { MOTO_ANY_CREDENTIAL, startMoto } from '../helpers/moto.js';
 import { requireTool, runOk } from '../helpers/tools.js';
 import { FIO, fio, fioProblems, MiB, PYTHON, python, volumeLogs } from '../helpers/volume-tools.js';
 
@@ -278,33 +279,48 @@ h.shutdown()`,
 
   it('purge is refused while a backup reads a snapshot, and works once it is done', async () => {
     await unary(ca.snapshotRemove, ca, { name: 'snap1' });
-    // The backup store's lock takes about 2 s before any block moves: the backup is surely running.
-    const started = await createBackup('snap2', 'backup-three', { mode: 'full' });
-    const refused = await unary(ca.snapshotPurge, ca, {}).catch((e: unknown) => e);
-    expect(grpcCode(refused)).toBe(status.FAILED_PRECONDITION);
-    expect(String((refused as Error).message)).toMatch(/purge refused: backup backup-three in progress/);
-    const cli = await shorthorn(['snapshot', '--engine', `127.0.0.1:${a.enginePort}`, 'purge']);
-    expect(cli.code).not.toBe(0);
-    expect(cli.stderr).toMatch(/backup backup-three in progress/);
-    // The replica running it refuses on its own too (a purge sent straight to it, or racing the backup).
-    const runner = a.replicas.find((x) => x.address === started.replicaAddress)!;
-    const rc = new ReplicaServiceClient(`127.0.0.1:${runner.port}`, credentials.createInsecure(), {
-      interceptors: [volumeNameInterceptor('vol')],
-    });
+    // The backup goes to a real S3 server that is paused (SIGSTOP): its first request hangs, so the
+    // backup is surely running while the purges below are tried; SIGCONT lets it finish.
+    const moto = await startMoto({ bucket: 'held' });
+    let paused = false;
     try {
-      const info = await unary(rc.replicaGet, rc, {});
-      expect(info.backupsInProgress).toEqual(['backup-three']);
-      const direct = await unary(rc.snapshotPurge, rc, {}).catch((e: unknown) => e);
-      expect(grpcCode(direct)).toBe(status.FAILED_PRECONDITION);
-      expect(String((direct as Error).message)).toMatch(/purge refused: backup backup-three in progress/);
-    } finally {
-      rc.close();
-    }
+      process.kill(moto.pid!, 'SIGSTOP');
+      paused = true;
+      const started = await createBackup('snap2', 'backup-three', {
+        mode: 'full',
+        targetUrl: 's3://held@us-east-1/',
+        credential: { ...MOTO_ANY_CREDENTIAL, AWS_ENDPOINTS: moto.endpoint },
+      });
+      const refused = await unary(ca.snapshotPurge, ca, {}).catch((e: unknown) => e);
+      expect(grpcCode(refused)).toBe(status.FAILED_PRECONDITION);
+      expect(String((refused as Error).message)).toMatch(/purge refused: backup backup-three in progress/);
+      const cli = await shorthorn(['snapshot', '--engine', `127.0.0.1:${a.enginePort}`, 'purge']);
+      expect(cli.code).not.toBe(0);
+      expect(cli.stderr).toMatch(/backup backup-three in progress/);
+      // The replica running it refuses on its own too (a purge sent straight to it, or racing the backup).
+      const runner = a.replicas.find((x) => x.address === started.replicaAddress)!;
+      const rc = new ReplicaServiceClient(`127.0.0.1:${runner.port}`, credentials.createInsecure(), {
+        interceptors: [volumeNameInterceptor('vol')],
+      });
+      try {
+        const info = await unary(rc.replicaGet, rc, {});
+        expect(info.backupsInProgress).toEqual(['backup-three']);
+        const direct = await unary(rc.snapshotPurge, rc, {}).catch((e: unknown) => e);
+        expect(grpcCode(direct)).toBe(status.FAILED_PRECONDITION);
+        expect(String((direct as Error).message)).toMatch(/purge refused: backup backup-three in progress/);
+      } finally {
+        rc.close();
+      }
 
-    const job = await backupDone(started);
-    expect(job).toMatchObject({ state: 'complete', isIncremental: false });
-    // A full backup re-reads everything; what is stored already is reused, not stored twice.
-    expect(job.blocksReused + job.blocksUploaded).toBe(job.blockCount);
+      process.kill(moto.pid!, 'SIGCONT');
+      paused = false;
+      const job = await backupDone(started);
+      expect(job).toMatchObject({ state: 'complete', isIncremental: false });
+      expect(job.blocksReused + job.blocksUploaded).toBe(job.blockCount);
+    } finally {
+      if (paused) process.kill(moto.pid!, 'SIGCONT');
+      await moto.stop();
+    }
     const replicas = await unary(ca.replicaList, ca, {});
     expect(replicas.replicas.map((r) => r.error)).toEqual(['', '', '']);
 
