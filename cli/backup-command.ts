@@ -113,6 +113,9 @@ const SYNC_TARGET = `mutation SyncBackupTarget {
   result: syncBackupTarget { ${ERROR_FIELDS} ... on BackupTarget { ${TARGET_FIELDS} } }
 }`;
 const BACKUP_VOLUMES = `query BackupVolumes { backupVolumes { ${BACKUP_VOLUME_FIELDS} } }`;
+const DELETE_VOLUME = `mutation DeleteBackupVolume($name: String!) {
+  result: deleteBackupVolume(name: $name) { ${ERROR_FIELDS} ... on BackupVolume { ${BACKUP_VOLUME_FIELDS} } }
+}`;
 const BACKUP_CHANGED = `subscription BackupChanged($volume: String) { backupChanged(volume: $volume) { ${BACKUP_FIELDS} } }`;
 const RESTORE_CHANGED = `subscription RestoreChanged($name: String!) { volumeChanged(name: $name) { ${RESTORE_FIELDS} } }`;
 
@@ -426,6 +429,17 @@ export function registerBackupCommand(program: Command): void {
             ]),
           ),
         );
+      }),
+    );
+
+  backup
+    .command('volume-rm <name>')
+    .description('delete a backup volume from the target: all its backups and blocks')
+    .action(
+      action(async (c, opts, name: string) => {
+        const { result } = await c.request<{ result: Result<BackupVolumeView> }>(DELETE_VOLUME, { name });
+        const bv = unwrap(result);
+        show(opts, bv, () => `deleting backup volume ${bv.name} and all its backups`);
       }),
     );
 

@@ -7,6 +7,7 @@ import { CronExpressionParser } from 'cron-parser';
 import { ZodError, z } from 'zod';
 import { BACKUP_VOLUME_LABEL, type Backup, backupMode } from '../model/backup.js';
 import { type BackupTarget, DEFAULT_BACKUP_TARGET } from '../model/backup-target.js';
+import type { BackupVolume } from '../model/backup-volume.js';
 import { nowIso, resourceName } from '../model/meta.js';
 import {
   RECURRING_JOB_GROUP_LABEL_PREFIX,
@@ -354,6 +355,34 @@ export class BackupApi {
     if (!b) throw notFound('backup', name);
     if (b.metadata.deletionTimestamp) return b;
     return this.store.delete('Backup', name);
+  }
+
+  /**
+   * Deletes a whole backup volume from the target — every backup of it and all its blocks (Longhorn's
+   * "delete all backups"). Refused while one of its backups is being made. The backup-volume
+   * controller removes the data, then the resource and its Backup resources go.
+   */
+  async deleteBackupVolume(name: string): Promise<BackupVolume> {
+    const bv = await this.store.get('BackupVolume', name);
+    if (!bv) throw notFound('backup volume', name);
+    if (bv.metadata.deletionTimestamp) return bv;
+    const running = (
+      await this.store.list('Backup', { labelSelector: { [BACKUP_VOLUME_LABEL]: bv.spec.volumeName } })
+    ).items.find((b) => b.status.state === 'InProgress' || b.status.state === 'Pending');
+    if (running)
+      throw invalidState(
+        `backup ${running.metadata.name} of ${bv.spec.volumeName} is in progress; delete the backup volume once it has finished`,
+      );
+    return this.retryOnConflict(async () => {
+      const cur = await this.store.get('BackupVolume', name);
+      if (!cur) throw notFound('backup volume', name);
+      // Synced backup volumes carry no finalizer: add it so the data goes before the resource does.
+      if (!cur.metadata.finalizers.includes(FINALIZER)) {
+        cur.metadata.finalizers.push(FINALIZER);
+        await this.store.update('BackupVolume', cur);
+      }
+      return this.store.delete('BackupVolume', name);
+    });
   }
 
   /**

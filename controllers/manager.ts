@@ -7,6 +7,7 @@ import type { Node } from '../model/node.js';
 import type { Store } from '../store/store.js';
 import { backupController } from './backup/backup-controller.js';
 import { backupTargetController } from './backup/backup-target-controller.js';
+import { backupVolumeController } from './backup/backup-volume-controller.js';
 import { closeDrivers } from './backup/target-access.js';
 import { wireBackups } from './backup/wiring.js';
 import { ensureDefaultBackupTarget } from './backup-api.js';
@@ -64,6 +65,7 @@ export async function startManager(opts: { store: Store; managerID: string; logg
     recurringJob: recurringJobController(ctx),
     backupTarget: backupTargetController(ctx),
     backup: backupController(ctx),
+    backupVolume: backupVolumeController(ctx),
   };
   const volumesOnNode = (nodeID: string) => [
     ...new Set(

@@ -92,8 +92,12 @@ export async function syncTarget(
     }
   }
   for (const bv of ctx.informers.BackupVolume.list()) {
-    if (bv.spec.backupTargetName === targetName && !remote.has(bv.spec.volumeName))
-      await ctx.store.delete('BackupVolume', bv.metadata.name).catch(() => {});
+    if (bv.spec.backupTargetName !== targetName || remote.has(bv.spec.volumeName)) continue;
+    // Gone from the target: nothing left for a finalizer to delete there.
+    await patchSpec(ctx.store, 'BackupVolume', bv, (_s, o) => {
+      o.metadata.finalizers = [];
+    });
+    await ctx.store.delete('BackupVolume', bv.metadata.name).catch(() => {});
   }
   for (const b of ctx.informers.Backup.list()) {
     const volumeName = b.metadata.labels[BACKUP_VOLUME_LABEL] ?? '';

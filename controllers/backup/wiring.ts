@@ -8,7 +8,7 @@ import { type Controller, watchInto } from '../runtime/controller.js';
 
 export function wireBackups(
   informers: Informers,
-  c: { backupTarget: Controller; backup: Controller; volume: Controller },
+  c: { backupTarget: Controller; backup: Controller; backupVolume: Controller; volume: Controller },
 ): void {
   watchInto(informers.BackupTarget, c.backupTarget);
   watchInto(informers.Secret, c.backupTarget, (secret) =>
@@ -17,6 +17,7 @@ export function wireBackups(
       .map((t) => t.metadata.name),
   );
   watchInto(informers.Backup, c.backup);
+  watchInto(informers.BackupVolume, c.backupVolume);
   const followers = (backupVolume: string) =>
     informers.Volume.list()
       .filter((v) => sourceOf(v) === backupVolume)

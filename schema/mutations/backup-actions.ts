@@ -3,6 +3,7 @@
 // and report it in status (Backup state/progress/url, Volume restoreProgress, BackupTarget available).
 import { BackupRef } from '../backup.js';
 import { BackupTargetRef } from '../backup-target.js';
+import { BackupVolumeRef } from '../backup-volume.js';
 import { builder } from '../builder.js';
 import { API_ERRORS } from '../errors.js';
 import { VolumeRef } from '../volume.js';
@@ -85,6 +86,15 @@ builder.mutationFields((t) => ({
     errors: { types: API_ERRORS, directResult: true },
     args: { name: t.arg.string({ required: true }) },
     resolve: (_root, { name }, ctx) => ctx.backups.deleteBackup(name),
+  }),
+  deleteBackupVolume: t.field({
+    type: BackupVolumeRef,
+    description:
+      'Delete a backup volume from the target: every backup of it and all its blocks (refused while one of its backups is being made)',
+    authScopes: { operator: true },
+    errors: { types: API_ERRORS, directResult: true },
+    args: { name: t.arg.string({ required: true }) },
+    resolve: (_root, { name }, ctx) => ctx.backups.deleteBackupVolume(name),
   }),
   restoreBackup: t.field({
     type: VolumeRef,

@@ -282,6 +282,16 @@ describe('backups to S3 through GraphQL', () => {
     const b5 = await takeBackup('src');
     const done5 = await completed(b5);
     expect(done5.state, JSON.stringify(done5)).toBe('Completed');
+
+    // Deleting the backup volume takes every backup and block of src from the target.
+    const delVol = await gql(`mutation { deleteBackupVolume(name: "src") { __typename ${ERR} } }`);
+    expect(delVol.deleteBackupVolume.__typename, JSON.stringify(delVol)).toBe('BackupVolume');
+    await until(
+      'backup volume src gone',
+      async () => (await gql('{ backupVolumes { name } backups(volume: "src") { name } }')) as Json,
+      (d) => d.backupVolumes.length === 0 && d.backups.length === 0,
+    );
+    expect(await blockKeys()).toEqual([]);
     s3.destroy();
   }, 420_000);
 });

@@ -712,6 +712,13 @@ const rows: Row[] = [
   },
   { name: 'backup: as a viewer', role: 'viewer', mutation: 'createBackup(volume: "vol")', code: 'FORBIDDEN' },
   { name: 'delete: unknown backup', mutation: 'deleteBackup(name: "backup-ffffffffffffffff")', typename: 'NotFound' },
+  { name: 'delete volume: unknown backup volume', mutation: 'deleteBackupVolume(name: "nope")', typename: 'NotFound' },
+  {
+    name: 'delete volume: as a viewer',
+    role: 'viewer',
+    mutation: 'deleteBackupVolume(name: "nope")',
+    code: 'FORBIDDEN',
+  },
   // restoreBackup
   {
     name: 'restore: not a backup URL',
@@ -968,6 +975,7 @@ describe('bad input to backup mutations', () => {
       'createBackup',
       'createRecurringJob',
       'deleteBackup',
+      'deleteBackupVolume',
       'deleteRecurringJob',
       'restoreBackup',
       'setBackupTarget',
