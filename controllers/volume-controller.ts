@@ -9,6 +9,7 @@ import type { Replica } from '../model/replica.js';
 import { type Volume, VolumeConditionType, type VolumeRobustness, type VolumeState } from '../model/volume.js';
 import { syncRestore } from './backup/volume-restore.js';
 import type { ControllerContext } from './context.js';
+import { syncInternalTicket } from './internal-tickets.js';
 import { engineNameOf, FINALIZER, ownedByVolume } from './labels.js';
 import { Controller, type ReconcileResult } from './runtime/controller.js';
 import { REVERT_TICKET_ID, reconcilePurge, reconcileRevert } from './snapshot-controller.js';
@@ -98,37 +99,13 @@ async function ensureAttachment(ctx: ControllerContext, vol: Volume) {
  * replica (the ticket stays where it is while that node still qualifies); no request, no ticket.
  */
 async function syncRevertTicket(ctx: ControllerContext, vol: Volume, replicas: Replica[]) {
-  const va = ctx.informers.VolumeAttachment.get(vol.metadata.name);
-  if (!va) return;
-  const existing = va.spec.attachmentTickets[REVERT_TICKET_ID];
-  if (!vol.spec.revertRequested) {
-    if (existing)
-      await patchSpec(ctx.store, 'VolumeAttachment', va, (s) => {
-        delete s.attachmentTickets[REVERT_TICKET_ID];
-      });
-    return;
-  }
-  const imUp = (node: string) =>
-    ctx.informers.InstanceManager.list().some((im) => im.spec.nodeID === node && im.status.currentState === 'running');
-  const candidates = [
-    ...new Set(replicas.filter((r) => isActive(r) && r.spec.healthyAt && r.spec.nodeID).map((r) => r.spec.nodeID)),
-  ]
-    .filter((n) => ctx.informers.Node.get(n) && imUp(n))
-    .sort();
-  const nodeID =
-    existing && (candidates.includes(existing.nodeID) || vol.status.currentNodeID === existing.nodeID)
-      ? existing.nodeID
-      : candidates[0];
-  if (!nodeID || existing?.nodeID === nodeID) return;
-  await patchSpec(ctx.store, 'VolumeAttachment', va, (s) => {
-    s.attachmentTickets[REVERT_TICKET_ID] = {
-      id: REVERT_TICKET_ID,
-      type: 'snapshot-controller',
-      nodeID,
-      parameters: { disableFrontend: true },
-      generation: 0,
-    };
-  });
+  await syncInternalTicket(
+    ctx,
+    vol,
+    replicas,
+    { id: REVERT_TICKET_ID, type: 'snapshot-controller', needsData: true },
+    !!vol.spec.revertRequested,
+  );
 }
 
 async function ensureEngine(ctx: ControllerContext, vol: Volume): Promise<Engine> {

@@ -10,7 +10,7 @@ import type { Engine } from '../../model/engine.js';
 import type { Replica } from '../../model/replica.js';
 import { type Volume, VolumeConditionType } from '../../model/volume.js';
 import type { ControllerContext } from '../context.js';
-import { isActive } from '../volume-replicas.js';
+import { syncInternalTicket } from '../internal-tickets.js';
 import { patchSpec, patchStatus } from '../write.js';
 
 export const RESTORE_TICKET_ID = 'volume-restore-controller';
@@ -74,7 +74,13 @@ export async function syncRestore(
   const goal = restoreGoal(ctx, vol);
   const standing = vol.spec.standby;
   const wantTicket = !!goal || standing;
-  await syncTicket(ctx, vol, replicas, wantTicket);
+  await syncInternalTicket(
+    ctx,
+    vol,
+    replicas,
+    { id: RESTORE_TICKET_ID, type: 'volume-restore-controller', needsData: false },
+    wantTicket,
+  );
   const rs = engine.status.restoreStatus;
   vol = await patchStatus(ctx.store, 'Volume', vol, (s) => {
     s.restoreRequired = !!goal;
@@ -115,36 +121,4 @@ export async function syncRestore(
     });
   }
   return 1000;
-}
-
-async function syncTicket(ctx: ControllerContext, vol: Volume, replicas: Replica[], want: boolean) {
-  const va = ctx.informers.VolumeAttachment.get(vol.metadata.name);
-  if (!va) return;
-  const existing = va.spec.attachmentTickets[RESTORE_TICKET_ID];
-  if (!want) {
-    if (existing)
-      await patchSpec(ctx.store, 'VolumeAttachment', va, (s) => {
-        delete s.attachmentTickets[RESTORE_TICKET_ID];
-      });
-    return;
-  }
-  const imUp = (node: string) =>
-    ctx.informers.InstanceManager.list().some((im) => im.spec.nodeID === node && im.status.currentState === 'running');
-  const candidates = [...new Set(replicas.filter((r) => isActive(r) && r.spec.nodeID).map((r) => r.spec.nodeID))]
-    .filter((n) => ctx.informers.Node.get(n) && imUp(n))
-    .sort();
-  const nodeID =
-    existing && (candidates.includes(existing.nodeID) || vol.status.currentNodeID === existing.nodeID)
-      ? existing.nodeID
-      : candidates[0];
-  if (!nodeID || existing?.nodeID === nodeID) return;
-  await patchSpec(ctx.store, 'VolumeAttachment', va, (s) => {
-    s.attachmentTickets[RESTORE_TICKET_ID] = {
-      id: RESTORE_TICKET_ID,
-      type: 'volume-restore-controller',
-      nodeID,
-      parameters: { disableFrontend: true },
-      generation: 0,
-    };
-  });
 }
