@@ -28,7 +28,14 @@ export interface TestControlPlane {
   stop(): Promise<void>;
 }
 
-let nextBase = 30000 + Math.floor(Math.random() * 15) * 1000;
+/**
+ * Node ports (instance manager base+i, instances base+1000i…) stay below Linux's ephemeral range
+ * (32768–60999): a port there may be the local end of a client connection — or of its TIME_WAIT, 60 s
+ * after a test full of short connections (S3, NBD) — and then cannot be listened on.
+ */
+const BASE_MIN = 10000;
+const BASE_MAX = 26000;
+let nextBase = BASE_MIN + Math.floor(Math.random() * 16) * 1000;
 
 export async function startControlPlane(opts: { nodes: number }): Promise<TestControlPlane> {
   const dataDir = mkdtempSync(join(tmpdir(), 'shorthorn-cp-'));
@@ -38,7 +45,7 @@ export async function startControlPlane(opts: { nodes: number }): Promise<TestCo
   for (let attempt = 1; nodes.length < opts.nodes; attempt++) {
     const base = nextBase;
     nextBase += 1000 * (opts.nodes + 1);
-    if (nextBase > 55000) nextBase = 30000;
+    if (nextBase + 1000 * (opts.nodes + 1) > BASE_MAX + 5000) nextBase = BASE_MIN;
     try {
       for (let i = 1; i <= opts.nodes; i++) {
         const node = await startOrAdoptNode({ dataDir, name: `node-${i}`, ...nodePorts(base, i) });
