@@ -4,6 +4,7 @@ import { unlink } from 'node:fs/promises';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { NbdServer } from '../frontend/nbd/server.js';
+import { listenFailureReason } from '../grpc/listen-failure.js';
 import { ControllerServiceService } from '../proto/gen/engine.js';
 import { formatHostPort, type HostPort } from '../util/address.js';
 import { Engine } from './engine.js';
@@ -95,7 +96,10 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Runn
   } catch (err) {
     await stopFrontend();
     await engine.shutdown();
-    throw new Error(`engine gRPC cannot listen on ${formatHostPort(opts.listen)}`, { cause: err });
+    const why = await listenFailureReason(opts.listen.host, opts.listen.port);
+    throw new Error(`engine gRPC cannot listen on ${formatHostPort(opts.listen)}${why ? ` (${why})` : ''}`, {
+      cause: err,
+    });
   }
 
   let closing: Promise<void> | null = null;

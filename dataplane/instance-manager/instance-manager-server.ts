@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { listenFailureReason } from '../grpc/listen-failure.js';
 import { InstanceServiceService } from '../proto/gen/instance.js';
 import { formatHostPort, type HostPort } from '../util/address.js';
 import { lockDataDir } from './data-dir-lock.js';
@@ -63,7 +64,10 @@ export async function startInstanceManager(opts: InstanceManagerOptions): Promis
     );
   } catch (err) {
     unlock();
-    throw new Error(`instance manager gRPC cannot listen on ${formatHostPort(opts.listen)}`, { cause: err });
+    const why = await listenFailureReason(opts.listen.host, opts.listen.port);
+    throw new Error(`instance manager gRPC cannot listen on ${formatHostPort(opts.listen)}${why ? ` (${why})` : ''}`, {
+      cause: err,
+    });
   }
   info.listen = formatHostPort({ host: opts.listen.host, port: bound });
 

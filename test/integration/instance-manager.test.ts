@@ -3,6 +3,7 @@
 // volume I/O (the next one adopts the processes), and takes them down with it when its whole process
 // group dies (the node going down) or when it is stopped cleanly.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type ServiceError, status } from '@grpc/grpc-js';
@@ -291,6 +292,19 @@ describe('instance manager: replicas and an engine', () => {
 });
 
 describe('instance manager: ports, delete, stop', () => {
+  it('names why it cannot listen: a port another process holds gives EADDRINUSE', async () => {
+    const port = await freePorts(1);
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(port, '127.0.0.1', r));
+    try {
+      const failed = await startManager(join(root, 'busy'), await portRange(4), port).catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(Error);
+      expect((failed as Error).message).toMatch(/cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE: the port is taken/);
+    } finally {
+      holder.close();
+    }
+  });
+
   it('reuses ports only after a delete; delete with cleanup removes the data dir', async () => {
     // Room for exactly two instances.
     const m = await startManager(join(root, 'im-b'), await portRange(4));
