@@ -26,6 +26,17 @@ export interface SparseNative {
    * block. Throws TypeError unless blockSize is a positive integer dividing `buf.length`.
    */
   crc64Blocks(buf: Uint8Array, blockSize: number): Buffer;
+  /**
+   * Bytes to skip from the start of `buf` to reach a memory address that is a multiple of `alignment`
+   * (a power of two): O_DIRECT reads need aligned memory, and JS cannot see addresses.
+   */
+  alignPadding(buf: Uint8Array, alignment: number): number;
+  /**
+   * Copies each extent ([offset, length] pairs of file offsets, as dataExtents returns) out of `span`,
+   * which holds the file from offset `spanStart`, into `frame` back to back from index `at`; returns the
+   * index after the last byte. RangeError if an extent is outside the span or does not fit the frame.
+   */
+  gatherExtents(span: Uint8Array, spanStart: number, extents: Float64Array, frame: Uint8Array, at: number): number;
 }
 
 const require = createRequire(import.meta.url);

@@ -2,7 +2,9 @@
 // write (WO, into a fresh head), it pulls the immutable layer files below the head from a healthy
 // replica (SyncService for sizes and checksums, SyncRead on its data port for the bytes). A file it lacks is copied extents-only; a file it already has (a replica
 // coming back) is compared block by block by CRC64 and only the blocks that differ move.
-import { closeSync, fdatasync, fstatSync, ftruncateSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+// The copy is not synced before the replica turns RW: its files go to the replica, which syncs them in
+// the background and keeps Rebuilding=true in volume.meta until they are on disk (copied-layers-sync.ts).
+import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -13,6 +15,7 @@ import type { RebuildStatus, ReplicaRebuildRequest, SyncDisk } from '../proto/ge
 import { ReplicaServiceClient } from '../proto/gen/replica.js';
 import { SyncServiceClient } from '../proto/gen/sync.js';
 import { fsyncDirectory } from '../replica/store/atomic-file.js';
+import { CopiedLayersSync } from '../replica/store/copied-layers-sync.js';
 import { type DiskMeta, writeDiskMeta } from '../replica/store/disk-meta.js';
 import { DISK_META_SUFFIX } from '../replica/store/disk-names.js';
 import type { Replica } from '../replica/store/replica.js';
@@ -28,8 +31,6 @@ const DELTA_WINDOW = 64 * 1024 * 1024;
 /** Suffix of a file being copied in; renamed to its real name once complete (open() removes leftovers). */
 export const REBUILD_TEMP_SUFFIX = '.rebuild';
 const CONTROL_DEADLINE_MS = 120_000;
-/** Start writeback of what a copy wrote every this many bytes, so the final sync has little left. */
-const WRITEBACK_EVERY = 64 * 1024 * 1024;
 
 /** The healthy replica a rebuild copies from: checksums over gRPC, bytes over its data port. */
 interface SourceReplica {
@@ -48,8 +49,6 @@ export interface RebuildTargetOptions {
 
 export class RebuildTarget {
   private current: RebuildStatus = idleStatus();
-  /** Time spent waiting for the copied data to reach the disk after the bytes arrived (for the log). */
-  private syncMs = 0;
   private running: Promise<void> | null = null;
 
   constructor(private readonly opts: RebuildTargetOptions) {}
@@ -66,14 +65,12 @@ export class RebuildTarget {
     replica.setRebuilding(true);
     this.current = { ...idleStatus(), state: 'in_progress', fromAddress: req.fromAddress };
     const started = performance.now();
-    this.syncMs = 0;
-    this.running = this.run(replica, req)
+    this.running = this.run(replica, req, started)
       .then(
         () => {
           this.current = { ...this.current, state: 'complete', currentFile: '' };
           const seconds = Math.round(performance.now() - started) / 1000;
-          const finalSyncSeconds = Math.round(this.syncMs) / 1000;
-          this.opts.logger.info({ ...this.current, seconds, finalSyncSeconds }, 'rebuild copied every layer');
+          this.opts.logger.info({ ...this.current, seconds }, 'rebuild copied every layer');
         },
         (err: unknown) => {
           const message = err instanceof Error ? err.message : String(err);
@@ -87,8 +84,10 @@ export class RebuildTarget {
     return this.status();
   }
 
-  private async run(replica: Replica, req: ReplicaRebuildRequest): Promise<void> {
+  private async run(replica: Replica, req: ReplicaRebuildRequest, started: number): Promise<void> {
     const dir = this.opts.dir;
+    // Every copied file stays open until its bytes are on disk; the replica takes them over at the end.
+    const copied: number[] = [];
     const from = parseReplicaAddress(req.fromAddress);
     const identity = this.opts.volume ? { interceptors: [volumeNameInterceptor(this.opts.volume)] } : {};
     const client = new SyncServiceClient(formatHostPort(from), credentials.createInsecure(), identity);
@@ -111,8 +110,8 @@ export class RebuildTarget {
         this.current.currentFile = disk.name;
         const size = stats[i]!.size;
         // Comparing only pays off against data this replica already has (a replica coming back).
-        if (allocatedBytes(join(dir, disk.name)) > 0) await this.syncChanged(source, disk.name, size);
-        else await this.copyWhole(source, disk.name, size);
+        if (allocatedBytes(join(dir, disk.name)) > 0) copied.push(await this.syncChanged(source, disk.name, size));
+        else copied.push(await this.copyWhole(source, disk.name, size));
         removeSnapshotChecksum(dir, disk.name);
       }
       for (const disk of req.disks) writeDiskMeta(dir, toDiskMeta(disk));
@@ -120,27 +119,47 @@ export class RebuildTarget {
       if (headMeta.parent !== req.headParent) writeDiskMeta(dir, { ...headMeta, parent: req.headParent });
       fsyncDirectory(dir);
       replica.reload();
+      const durable = new CopiedLayersSync(copied.splice(0));
+      replica.keepRebuildingOnDiskUntil(durable);
+      durable.done.then(
+        () => this.opts.logger.info({ seconds: (performance.now() - started) / 1000 }, 'rebuilt layers are on disk'),
+        (err: unknown) => this.opts.logger.error({ err }, 'rebuilt layers could not be synced'),
+      );
     } finally {
+      for (const fd of copied) closeSync(fd);
       client.close();
       control.close();
     }
   }
 
-  /** A file this replica lacks: stream its extents into a sparse temp file, then give it its name. */
-  private async copyWhole(source: SourceReplica, name: string, size: number): Promise<void> {
-    const temp = join(this.opts.dir, name + REBUILD_TEMP_SUFFIX);
-    const fd = openSync(temp, 'w');
+  /**
+   * A file this replica lacks, or holds empty: stream its extents in. Returns the file, open and not
+   * synced yet. A new file is copied under a temp name and renamed when complete. An empty one already
+   * there (the rebuild's own system snapshot, the newcomer's former head) is filled in place: renaming
+   * over an existing file makes ext4 (auto_da_alloc) push the whole new file to the disk at the rename
+   * (0.44 s for 1 GiB here), and in place is safe: until the rebuild ends, volume.meta says Rebuilding.
+   */
+  private async copyWhole(source: SourceReplica, name: string, size: number): Promise<number> {
+    const path = join(this.opts.dir, name);
+    const inPlace = existsSync(path);
+    const temp = path + REBUILD_TEMP_SUFFIX;
+    const fd = openSync(inPlace ? path : temp, inPlace ? 'r+' : 'w');
     try {
       ftruncateSync(fd, size);
       await this.pull(source, fd, name, []);
-    } finally {
+      if (!inPlace) renameSync(temp, path);
+    } catch (err) {
       closeSync(fd);
+      throw err;
     }
-    renameSync(temp, join(this.opts.dir, name));
+    return fd;
   }
 
-  /** A file this replica has: compare 4 KiB blocks by CRC64 window by window, fetch what differs. */
-  private async syncChanged(source: SourceReplica, name: string, size: number): Promise<void> {
+  /**
+   * A file this replica has: compare 4 KiB blocks by CRC64 window by window, fetch what differs.
+   * Returns the file, open and not synced yet.
+   */
+  private async syncChanged(source: SourceReplica, name: string, size: number): Promise<number> {
     const fd = openSync(join(this.opts.dir, name), 'r+');
     try {
       if (fstatSync(fd).size !== size) ftruncateSync(fd, size);
@@ -169,46 +188,20 @@ export class RebuildTarget {
         if (fetch.length > 0) await this.pull(source, fd, name, fetch);
         this.current.bytesDone += sourceBytes - fetch.reduce((sum, r) => sum + r.length, 0);
       }
-      await fdatasyncAsync(fd);
-    } finally {
+    } catch (err) {
       closeSync(fd);
+      throw err;
     }
+    return fd;
   }
 
-  /**
-   * Copies `ranges` of the source file (all of it when empty) into fd at the same offsets, durably.
-   * Writeback is started every WRITEBACK_EVERY bytes so it overlaps the copy, and every sync runs off
-   * the event loop: this process keeps taking the volume's writes meanwhile.
-   */
+  /** Copies `ranges` of the source file (all of it when empty) into fd at the same offsets. */
   private async pull(source: SourceReplica, fd: number, name: string, ranges: SyncRange[]): Promise<void> {
-    let sinceSync = 0;
-    let syncing: Promise<void> | null = null;
-    let syncError: unknown = null;
     await pullSyncFile(source.host, source.dataPort, { file: name, ranges }, fd, (n) => {
       this.current.bytesDone += n;
       this.current.bytesTransferred += n;
-      sinceSync += n;
-      if (sinceSync >= WRITEBACK_EVERY && syncing === null) {
-        sinceSync = 0;
-        syncing = fdatasyncAsync(fd)
-          .catch((err: unknown) => {
-            syncError ??= err;
-          })
-          .finally(() => {
-            syncing = null;
-          });
-      }
     });
-    const copied = performance.now();
-    await syncing;
-    if (syncError !== null) throw syncError;
-    await fdatasyncAsync(fd);
-    this.syncMs += performance.now() - copied;
   }
-}
-
-function fdatasyncAsync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 function allocatedBytes(path: string): number {

@@ -39,11 +39,10 @@ export function createSyncService(opts: SyncSourceOptions): SyncServiceServer {
     fileStat: handleUnaryWithMetadata(opts.volume, (req): FileStatReply => {
       const fd = open(req.name);
       try {
-        const size = fstatSync(fd).size;
-        const extents = sparse.dataExtents(fd, 0, size);
-        let allocated = 0;
-        for (let i = 1; i < extents.length; i += 2) allocated += extents[i]!;
-        return { name: req.name, size, allocated };
+        // st_blocks, not a walk of the extents: a cold walk of a fragmented file's extent tree took
+        // 0.25 s (2 GiB, 4 KiB data / 4 KiB hole) before the copy could start; the copy walks it anyway.
+        const st = fstatSync(fd);
+        return { name: req.name, size: st.size, allocated: st.blocks * 512 };
       } finally {
         closeSync(fd);
       }

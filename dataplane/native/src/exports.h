@@ -10,4 +10,10 @@
 /* Adds crc64 and crc64Blocks to `exports`. */
 napi_status crc64_register(napi_env env, napi_value exports);
 
+/* Adds alignPadding to `exports`. */
+napi_status aligned_register(napi_env env, napi_value exports);
+
+/* Adds gatherExtents to `exports`. */
+napi_status gather_register(napi_env env, napi_value exports);
+
 #endif

@@ -28,6 +28,7 @@ import { EXTENT_HOLE, EXTENT_ZERO } from '../../block-device.js';
 import { sparse } from '../../native/sparse.js';
 import { fsyncDirectory } from './atomic-file.js';
 import { BLOCK_SIZE, BlockIndex, MAX_LAYERS, NO_LAYER } from './block-index.js';
+import type { CopiedLayersSync } from './copied-layers-sync.js';
 import {
   childrenByParent,
   type DiskMeta,
@@ -192,6 +193,8 @@ export class Replica {
   private counterWritesSynced = 0;
   /** The first failed sync; every later flush fails with it (see persist). */
   private syncFailure: Error | null = null;
+  /** Layers a finished rebuild copied in, still being synced: volume.meta keeps Rebuilding=true meanwhile. */
+  private copiedLayers: CopiedLayersSync | null = null;
 
   private constructor(parts: OpenParts) {
     this.dir = parts.dir;
@@ -502,7 +505,7 @@ export class Replica {
     try {
       writeDiskMeta(this.dir, headMeta);
       this.meta = { ...this.meta, head: newHead, parent: target.name, dirty: true };
-      writeVolumeMeta(this.dir, this.meta);
+      this.writeMeta();
     } catch (err) {
       removeQuietly(join(this.dir, newHead), join(this.dir, newHead + DISK_META_SUFFIX));
       throw err;
@@ -720,7 +723,8 @@ export class Replica {
   reload(): void {
     this.checkOpen('reload');
     this.checkNoSnapshotHold('reload');
-    const meta = readVolumeMeta(this.dir) ?? this.meta;
+    // The in-memory Rebuilding flag is the live one: on disk it can still be on (copied layers syncing).
+    const meta = { ...(readVolumeMeta(this.dir) ?? this.meta), rebuilding: this.meta.rebuilding };
     const disks = readAllDiskMetas(this.dir);
     const chain = walkChain(meta.head, disks);
     const layers: (Layer | null)[] = [null];
@@ -741,12 +745,51 @@ export class Replica {
     }
   }
 
-  /** Marks the replica as a rebuild target (or not) in volume.meta, as Longhorn's RebuildingSet. */
+  /**
+   * Marks the replica as a rebuild target (or not) in volume.meta, as Longhorn's RebuildingSet. Turning
+   * it off while copied layers are still being synced takes effect at once here, on disk once they are.
+   */
   setRebuilding(rebuilding: boolean): void {
     this.checkOpen('set rebuilding');
     if (this.meta.rebuilding === rebuilding) return;
     this.meta = { ...this.meta, rebuilding };
-    writeVolumeMeta(this.dir, this.meta);
+    this.writeMeta();
+    // Only now: while it runs, every fsync on this filesystem waits for it (copied-layers-sync.ts).
+    if (!rebuilding) this.copiedLayers?.start();
+  }
+
+  /**
+   * A rebuild copied its layers in and hands over their sync, which starts when the engine turns the
+   * replica RW (setRebuilding(false)): until it is done, volume.meta says Rebuilding whatever
+   * setRebuilding says, so only a replica whose copy is on disk can come back from a crash as complete.
+   * A failed sync fails every later flush (the engine then drops this replica).
+   */
+  keepRebuildingOnDiskUntil(copied: CopiedLayersSync): void {
+    this.checkOpen('hand over copied layers');
+    this.copiedLayers?.discard(new Error('superseded by another rebuild'));
+    this.copiedLayers = copied;
+    if (!this.meta.rebuilding) copied.start();
+    copied.done.then(
+      () => {
+        if (this.copiedLayers !== copied) return;
+        this.copiedLayers = null;
+        if (this.closing === null && !this.meta.rebuilding) this.writeMeta();
+      },
+      (err: unknown) => {
+        if (this.copiedLayers !== copied) return;
+        this.syncFailure ??= new Error(
+          `the layers the rebuild copied in did not reach the disk: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
+      },
+    );
+  }
+
+  /** Rebuilding=true on disk while copied layers are still unsynced (keepRebuildingOnDiskUntil). */
+  private writeMeta(): void {
+    writeVolumeMeta(this.dir, this.copiedLayers === null ? this.meta : { ...this.meta, rebuilding: true });
   }
 
   /** Takes over another replica's counter at the end of a rebuild; persisted by the next flush. */
@@ -835,7 +878,7 @@ export class Replica {
       fsyncDirectory(dir);
       newLayer = Layer.open(dir, headMeta, true);
       this.meta = { ...this.meta, head: newHead, parent: snapDisk, dirty: true, size: newHeadSize };
-      writeVolumeMeta(dir, this.meta);
+      this.writeMeta();
     } catch (err) {
       newLayer?.close();
       this.meta = { ...this.meta, head: oldHead.name, parent: oldHeadMeta.parent, size: this.size };
@@ -1182,12 +1225,19 @@ export class Replica {
     if (failure === undefined) {
       // Dirty=false only when everything is on disk: a dirty replica was not closed cleanly.
       try {
+        if (this.copiedLayers !== null) {
+          // Synced here even if the engine never turned it RW: a rebuild that stopped there is resumed
+          // by comparing checksums, and a copy on disk makes that cheap.
+          this.copiedLayers.finishNow();
+          this.copiedLayers = null;
+        }
         this.meta = { ...this.meta, dirty: false };
-        writeVolumeMeta(this.dir, this.meta);
+        this.writeMeta();
       } catch (err) {
         failure = err;
       }
     }
+    this.copiedLayers?.discard(new Error('replica closed'));
     for (const layer of this.layers) layer?.close();
     this.counterFile.close();
     openDirs.delete(resolve(this.dir));
