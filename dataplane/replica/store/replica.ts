@@ -10,7 +10,7 @@
 import {
   closeSync,
   existsSync,
-  fdatasyncSync,
+  fdatasync,
   fsyncSync,
   ftruncateSync,
   linkSync,
@@ -550,7 +550,7 @@ export class Replica {
         if (action.kind === 'remove') this.removeDiskFiles(action.disk);
         else if (action.kind === 'coalesce') await this.coalesce(action.parent, action.child, signal);
         else {
-          this.prune(action.disk);
+          await this.prune(action.disk);
           pruned.add(action.disk);
         }
         done.push(action);
@@ -941,7 +941,7 @@ export class Replica {
   }
 
   /** Punches holes in snapshot `disk` (right under the head) wherever the head has data. */
-  private prune(disk: string): void {
+  private async prune(disk: string): Promise<void> {
     const at = this.layers.findIndex((layer) => layer?.name === disk);
     if (at !== this.headIndex - 1) return;
     const fd = openSync(join(this.dir, disk), 'r+');
@@ -950,7 +950,9 @@ export class Replica {
       for (let w = 0; w < this.size; w += PRUNE_WINDOW_BYTES) {
         pruneWindow(fd, head.fd, w, Math.min(w + PRUNE_WINDOW_BYTES, this.size));
       }
-      fdatasyncSync(fd);
+      // On the thread pool: right after a rebuild this layer may be a copy not yet on disk, and a
+      // synchronous sync would hold the volume's I/O for as long as writing it takes (seconds per GiB).
+      await new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
     } finally {
       closeSync(fd);
     }
