@@ -3,6 +3,7 @@
 // changed, a replica killed during its own rebuild, and salvage after everything crashed.
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readVolumeMeta } from '../../dataplane/replica/store/volume-meta.js';
 import { type ReplicaProcess, startReplica, startVolume, type TestVolume } from '../helpers/cluster.js';
 import { engineClient, shorthorn, shorthornJson, unary } from '../helpers/engine-api.js';
 import { requireTool, startTool } from '../helpers/tools.js';
@@ -100,10 +101,18 @@ describe('rebuild while online', () => {
     expect(done, volumeLogs(v)).toMatchObject({ state: 'complete', mode: 'RW' });
     expect(load.child.exitCode, 'fio finished before the rebuild did').toBe(null);
     expect(await load.exited, load.output().stderr).toBe(0);
+    // RW before its copy is synced; on disk it says Rebuilding until the copy is, then no more.
+    console.error('META-AT-RW', JSON.stringify(readVolumeMeta(join(v.root, 'new'))));
+    const onDisk = await waitFor(async () => readVolumeMeta(join(v.root, 'new'))?.rebuilding === false, 15_000);
+    expect(onDisk, `volume.meta still says Rebuilding: ${JSON.stringify(readVolumeMeta(join(v.root, 'new')))}`).toBe(
+      true,
+    );
 
-    // System snapshots of the rebuild are purged on their own.
-    await waitFor(async () => {
-      const snaps = await shorthornJson<{ userCreated: boolean; name: string }[]>([
+    // System snapshots of the rebuild are purged on their own: marked removed, and folded away unless the
+    // head sits right on one (then it is pruned and stays, removed, as in Longhorn).
+    let snaps: unknown[] = [];
+    const purged = await waitFor(async () => {
+      const list = await shorthornJson<{ userCreated: boolean; name: string; removed: boolean }[]>([
         'snapshot',
         '--engine',
         `127.0.0.1:${v.enginePort}`,
@@ -111,8 +120,10 @@ describe('rebuild while online', () => {
         'json',
         'ls',
       ]);
-      return snaps.every((s) => s.userCreated || s.name === 'volume-head');
+      snaps = list;
+      return list.every((s) => s.userCreated || s.name === 'volume-head' || s.removed);
     }, 15_000);
+    expect(purged, `the rebuild left a system snapshot behind: ${JSON.stringify(snaps)}`).toBe(true);
 
     for (const r of v.replicas) r.proc.kill9();
     const verify = await fio(fioWriteArgs(v.uri, ['--verify_only', '--verify_fatal=1']), 120_000);
