@@ -149,7 +149,7 @@ export class SyncFileServer {
       for (; reading.length < READS_IN_FLIGHT && nextWindow < windows.length; nextWindow++) {
         const [from, to] = windows[nextWindow]!;
         const span = spans[nextWindow % READS_IN_FLIGHT]!;
-        const frame = syncDataFrame(files, span, seq, from, to, frames, extents.window(from, to));
+        const frame = syncDataFrame(files, span, seq, frames, extents.window(from, to));
         // Awaited in order below; until then a failure must not count as an unhandled rejection.
         frame.catch(() => {});
         reading.push(frame);
@@ -220,27 +220,25 @@ export class ExtentReader {
 }
 
 /** A layer file open twice: buffered, and O_DIRECT (-1 where the filesystem refuses it, e.g. tmpfs). */
-export interface LayerFile {
+interface LayerFile {
   fd: number;
   directFd: number;
 }
 
 /**
- * One SyncData frame for the data extents of [start, end), or null if that is all hole. A few extents
+ * One SyncData frame for a window's data `extents` (ExtentReader.window), or null if it is all hole. A few extents
  * are read straight into the frame. A fragmented window is read as one span and its extents copied out:
  * thousands of small reads would turn into random I/O. That span is read with O_DIRECT, as Longhorn's
  * sender does: a buffered read of a sparse span fills the page cache with zero pages for the holes
  * and its readahead stalls on the gaps (measured on a 4 KiB data / 4 KiB hole file, cold: 2.1 s for
  * 2 GiB with O_DIRECT against 2.9–7 s buffered). `span` is from spanBuffer().
  */
-export async function syncDataFrame(
+async function syncDataFrame(
   file: LayerFile,
   span: Buffer,
   seq: number,
-  start: number,
-  end: number,
-  frames: FramePool = new FramePool(),
-  extents: Float64Array = sparse.dataExtents(file.fd, start, end),
+  frames: FramePool,
+  extents: Float64Array,
 ): Promise<Buffer | null> {
   if (extents.length === 0) return null;
   const count = extents.length / 2;
@@ -277,7 +275,7 @@ export async function syncDataFrame(
  * is fresh memory, and touching it page-faults once per 4 KiB (1.9 s of the sender's 2.7 s on a
  * fragmented 2 GiB file). At most the frames being read plus those queued on the socket exist at once.
  */
-export class FramePool {
+class FramePool {
   private readonly free: Buffer[] = [];
   private readonly pooled = new Set<ArrayBufferLike>();
 
@@ -299,7 +297,7 @@ export class FramePool {
 }
 
 /** A buffer for readSpan: a window plus alignment slack, starting at an O_DIRECT-aligned address. */
-export function spanBuffer(): Buffer {
+function spanBuffer(): Buffer {
   const raw = Buffer.allocUnsafeSlow(SYNC_WINDOW + 2 * DIRECT_ALIGN);
   const pad = sparse.alignPadding(raw, DIRECT_ALIGN);
   return raw.subarray(pad, pad + SYNC_WINDOW + DIRECT_ALIGN);
