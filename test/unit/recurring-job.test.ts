@@ -58,6 +58,15 @@ async function pass(job: string, runs: JobRuns, now?: Date) {
   return f.pass((ctx) => reconcileRecurringJob(ctx, job, runs, now ?? new Date(Date.parse(created) + 61_000)));
 }
 
+/**
+ * One second after the job's first every-minute tick. Passes a second or so apart from here stay inside
+ * one minute, so only the ones a test means to be due are (created + 61 s could sit just before the
+ * next tick, and a pass 600 ms later started a second run in ~1 % of runs).
+ */
+function firstTickPlus1s(createdIso: string): number {
+  return Math.floor(Date.parse(createdIso) / 60_000) * 60_000 + 61_000;
+}
+
 async function snapshots(f: ReconcileFixture, vol?: string): Promise<Snapshot[]> {
   return (await f.store.list('Snapshot')).items.filter((s) => !vol || s.spec.volume === vol);
 }
@@ -266,7 +275,7 @@ describe('recurring-job controller, one pass at a time', () => {
     ]);
     const runs: JobRuns = new Map();
     const created = fx.ctx.informers.RecurringJob.get('j')!.metadata.creationTimestamp;
-    const t0 = Date.parse(created) + 61_000;
+    const t0 = firstTickPlus1s(created);
     await pass('j', runs, new Date(t0));
     const fresh = live(await snapshots(fx, 'vol')).find(
       (s) => s.metadata.name.startsWith('j-') && !s.status.creationTime,
@@ -299,7 +308,7 @@ describe('recurring-job controller, one pass at a time', () => {
       recurringJob('j', { spec: { retain: 1 } }),
     ]);
     const runs: JobRuns = new Map();
-    const t0 = Date.parse(fx.ctx.informers.RecurringJob.get('j')!.metadata.creationTimestamp) + 61_000;
+    const t0 = firstTickPlus1s(fx.ctx.informers.RecurringJob.get('j')!.metadata.creationTimestamp);
     await pass('j', runs, new Date(t0));
     const fresh = live(await snapshots(fx)).find((s) => !s.status.creationTime)!;
     await markTaken(fx, fresh.metadata.name);
@@ -317,7 +326,7 @@ describe('recurring-job controller, one pass at a time', () => {
       recurringJob('j', { spec: { retain: 5 } }),
     ]);
     const runs: JobRuns = new Map();
-    const t0 = Date.parse(fx.ctx.informers.RecurringJob.get('j')!.metadata.creationTimestamp) + 61_000;
+    const t0 = firstTickPlus1s(fx.ctx.informers.RecurringJob.get('j')!.metadata.creationTimestamp);
     await pass('j', runs, new Date(t0));
     const fresh = live(await snapshots(fx)).find((s) => !s.status.creationTime)!;
     await markTaken(fx, fresh.metadata.name);
@@ -333,7 +342,7 @@ describe('recurring-job controller, one pass at a time', () => {
       recurringJob('j', { spec: { concurrency: 2 } }),
     ]);
     const runs: JobRuns = new Map();
-    const t0 = Date.parse(fx.ctx.informers.RecurringJob.get('j')!.metadata.creationTimestamp) + 61_000;
+    const t0 = firstTickPlus1s(fx.ctx.informers.RecurringJob.get('j')!.metadata.creationTimestamp);
     await pass('j', runs, new Date(t0));
     expect((await snapshots(fx)).map((s) => s.spec.volume).sort()).toEqual(['va', 'vb']);
     await pass('j', runs, new Date(t0 + 500));
@@ -374,7 +383,8 @@ describe('recurring-job controller, one pass at a time', () => {
     ]);
     const runs: JobRuns = new Map();
     const created = Date.parse(fx.ctx.informers.RecurringJob.get('j')!.metadata.creationTimestamp);
-    const t0 = created + 2100;
+    // 100 ms after the first 2 s tick after creation, so the pass 10 ms later cannot meet the next one.
+    const t0 = Math.floor(created / 2000) * 2000 + 2100;
     await pass('j', runs, new Date(t0));
     await markTaken(fx, (await snapshots(fx))[0]!.metadata.name);
     const r = await pass('j', runs, new Date(t0 + 10));
@@ -470,7 +480,7 @@ describe('recurring-job controller, one pass at a time', () => {
       recurringJob('bk', { spec: { task: 'backup', retain: 1, labels: { tier: 'gold' } } }),
     ]);
     const runs: JobRuns = new Map();
-    const t0 = Date.parse(fx.ctx.informers.RecurringJob.get('bk')!.metadata.creationTimestamp) + 61_000;
+    const t0 = firstTickPlus1s(fx.ctx.informers.RecurringJob.get('bk')!.metadata.creationTimestamp);
     await pass('bk', runs, new Date(t0));
     // The previous backup (backup-…02) of this job is still in flight: no new one is started.
     expect(await snapshots(fx)).toHaveLength(3);
