@@ -10,6 +10,7 @@ import { VolumeBackups } from './backups.js';
 import { IoGate } from './io-gate.js';
 import { IoMetrics } from './io-metrics.js';
 import { RangeLock } from './range-lock.js';
+import { ReadRotation } from './read-rotation.js';
 import { ReplicaRebuilder } from './rebuild.js';
 import { ReplicaBackend, type ReplicaMode } from './replica-backend.js';
 import { VolumeRestore } from './restore.js';
@@ -74,6 +75,7 @@ export class Engine extends EventEmitter implements BlockDevice {
   private hasWriteOnly = false;
   private readers: ReplicaBackend[] = [];
   private nextReader = 0;
+  private readonly readRotation = new ReadRotation();
   readonly snapshots: VolumeSnapshots;
   readonly rebuilder: ReplicaRebuilder;
   readonly backups: VolumeBackups;
@@ -342,7 +344,7 @@ export class Engine extends EventEmitter implements BlockDevice {
       for (;;) {
         const readers = this.readers;
         if (readers.length === 0) throw new BlockDeviceError(`volume ${this.volume}: no RW replica left to read from`);
-        const b = readers[this.nextReader++ % readers.length]!;
+        const b = this.readRotation.pick(readers);
         try {
           const data = await b.data.read(offset, length);
           this.metrics.record('read', length, performance.now() - started);

@@ -13,6 +13,8 @@ export class FrameWriter {
   private pos = 0;
   private out: Buffer[] = [];
   private scheduled = false;
+  /** Frames queued since the last flush. */
+  private queued = 0;
   private readonly flushBound = (): void => {
     this.flush();
   };
@@ -21,6 +23,8 @@ export class FrameWriter {
   constructor(
     private readonly socket: Socket,
     private readonly onSaturated?: () => void,
+    /** Write as soon as this many frames are queued, without waiting for the end of the turn. */
+    private readonly flushEvery = Number.POSITIVE_INFINITY,
   ) {}
 
   /** Queues one frame; it is written at the end of the current tick. */
@@ -33,7 +37,9 @@ export class FrameWriter {
       this.out.push(this.scratch.subarray(this.start, this.pos), payload!);
       this.start = this.pos;
     }
-    if (!this.scheduled) {
+    if (++this.queued >= this.flushEvery) {
+      this.flush();
+    } else if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flushBound);
     }
@@ -42,6 +48,7 @@ export class FrameWriter {
   /** Writes everything queued now (also called by the tick hook). Returns false if the socket is saturated. */
   flush(): boolean {
     this.scheduled = false;
+    this.queued = 0;
     if (this.pos > this.start) {
       this.out.push(this.scratch.subarray(this.start, this.pos));
       this.start = this.pos;

@@ -203,6 +203,11 @@ export class ReplicaDataClient extends EventEmitter {
     return this.closing;
   }
 
+  /** Whether requests of the current event-loop turn are queued here (they leave together at its end). */
+  get queuedThisTurn(): boolean {
+    return this.conns[this.nextConn]?.writer.busy ?? false;
+  }
+
   private send(type: number, offset: number, size: number, payload: Buffer | undefined): Promise<unknown> {
     if (this.failure !== null) return Promise.reject(this.failure);
     if (!(Number.isSafeInteger(offset) && offset >= 0)) {

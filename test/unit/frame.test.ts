@@ -353,6 +353,30 @@ describe('FrameWriter', () => {
     expect(frames.every((f) => f.offset === f.seq * 4096)).toBe(true);
   });
 
+  it('with flushEvery N, writes every N frames at once and the rest at the end of the turn', async () => {
+    const sock = new FakeSocket();
+    const w = new FrameWriter(sock as unknown as Socket, undefined, 3);
+    const payload = Buffer.from('data');
+    for (let seq = 1; seq <= 7; seq++) {
+      w.push(seq, MessageType.Response, seq * 4096, seq % 2 ? payload.length : 0, seq % 2 ? payload : undefined);
+      // Frames 1-3 and 4-6 leave as soon as the third of each is queued, inside this turn.
+      expect(sock.batches).toHaveLength(Math.floor(seq / 3));
+    }
+    await new Promise((r) => setImmediate(r));
+    expect(sock.batches).toHaveLength(3);
+    const { frames, decoder } = collect();
+    for (const batch of sock.batches) for (const b of batch) decoder.push(b);
+    expect(frames.map((f) => [f.seq, Buffer.from(f.data).toString()])).toEqual([
+      [1, 'data'],
+      [2, ''],
+      [3, 'data'],
+      [4, ''],
+      [5, 'data'],
+      [6, ''],
+      [7, 'data'],
+    ]);
+  });
+
   it('reports a saturated socket and writes nothing to a destroyed one', async () => {
     const sock = new FakeSocket();
     const saturated = vi.fn();
