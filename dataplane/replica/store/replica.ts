@@ -329,6 +329,12 @@ export class Replica {
     return buf;
   }
 
+  /** Like read(), into `buf` (all of it) — for a caller that brings its own memory. */
+  readTo(buf: Buffer, offset: number): void {
+    this.checkIo('read', offset, buf.length);
+    this.readInto(buf, 0, offset, buf.length);
+  }
+
   write(offset: number, data: Buffer): void {
     this.checkIo('write', offset, data.length);
     this.revisionCounter++;
