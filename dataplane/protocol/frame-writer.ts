@@ -38,7 +38,8 @@ export class FrameWriter {
       this.start = this.pos;
     }
     if (++this.queued >= this.flushEvery) {
-      this.flush();
+      // A flush already scheduled for the end of the turn stays: it writes whatever is queued after this.
+      this.writeQueued();
     } else if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flushBound);
@@ -48,6 +49,10 @@ export class FrameWriter {
   /** Writes everything queued now (also called by the tick hook). Returns false if the socket is saturated. */
   flush(): boolean {
     this.scheduled = false;
+    return this.writeQueued();
+  }
+
+  private writeQueued(): boolean {
     this.queued = 0;
     if (this.pos > this.start) {
       this.out.push(this.scratch.subarray(this.start, this.pos));
