@@ -37,6 +37,12 @@ export interface SparseNative {
    * index after the last byte. RangeError if an extent is outside the span or does not fit the frame.
    */
   gatherExtents(span: Uint8Array, spanStart: number, extents: Float64Array, frame: Uint8Array, at: number): number;
+  /**
+   * preadv2(RWF_NOWAIT): up to `length` bytes at file offset `position` into buf[at...], only from the
+   * page cache. Returns the count (0 at end of file; short where the cached part ends) or -1 when the
+   * read would have to wait for the device (or the file system cannot tell). Other errors throw.
+   */
+  preadNoWait(fd: number, buf: Uint8Array, at: number, length: number, position: number): number;
 }
 
 const require = createRequire(import.meta.url);

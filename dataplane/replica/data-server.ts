@@ -11,8 +11,11 @@ import type { SyncFileServer } from '../sync/sync-stream.js';
 /** What the data port needs of a replica (the store's Replica class has it). */
 export interface ReplicaIo {
   readonly size: number;
-  /** Fills all of `buf` with volume bytes from `offset`. */
-  readTo(buf: Buffer, offset: number): void;
+  /**
+   * Fills all of `buf` with volume bytes from `offset`: undefined when done on the spot, else a promise
+   * (the part not in the page cache is read without blocking the loop).
+   */
+  readToCached(buf: Buffer, offset: number): Promise<void> | undefined;
   write(offset: number, data: Buffer): void;
   writeZeroes(offset: number, length: number): void;
   unmap(offset: number, length: number): number;
@@ -250,8 +253,9 @@ export class ReplicaDataServer {
           if (size > MAX_PAYLOAD) throw new RequestError(`read of ${size} bytes exceeds the ${MAX_PAYLOAD} limit`);
           checkRange(r, offset, size);
           const data = size <= ANSWER_SLAB_PIECE_MAX ? this.answerMemory(size) : Buffer.allocUnsafe(size);
-          r.readTo(data, offset);
-          w.push(seq, MessageType.Response, offset, data.length, data);
+          const pending = r.readToCached(data, offset);
+          if (pending === undefined) w.push(seq, MessageType.Response, offset, data.length, data);
+          else this.answerWhenRead(conn, pending, seq, offset, data);
           return;
         }
         case MessageType.Write:
@@ -309,6 +313,24 @@ export class ReplicaDataServer {
     const at = this.answerSlabUsed;
     this.answerSlabUsed = at + size;
     return this.answerSlab.subarray(at, at + size);
+  }
+
+  /** Answers a read that waits for the disk; the connection serves its other requests meanwhile. */
+  private answerWhenRead(
+    conn: DataConnection,
+    pending: Promise<void>,
+    seq: number,
+    offset: number,
+    data: Buffer,
+  ): void {
+    pending.then(
+      () => {
+        if (!conn.closed) conn.writer.push(seq, MessageType.Response, offset, data.length, data);
+      },
+      (err: unknown) => {
+        if (!conn.closed) this.answerFailure(conn, seq, offset, err);
+      },
+    );
   }
 
   private answerWhenFlushed(conn: DataConnection, r: ReplicaIo, seq: number, offset: number, size: number): void {

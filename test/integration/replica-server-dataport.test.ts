@@ -17,6 +17,12 @@ class MemReplica implements ReplicaIo {
   private waiting: (() => void)[] = [];
   failWith: Error | null = null;
   log: string[] = [];
+  /**
+   * Reads at these offsets act as page-cache misses: readToCached returns a promise that the test
+   * settles with finishSlowRead (the bytes are copied then, as a thread-pool read would read them).
+   */
+  slowReadsAt = new Set<number>();
+  private slowReads = new Map<number, { fill: () => void; fail: (err: Error) => void }>();
 
   constructor(readonly size: number) {
     this.buf = Buffer.alloc(size);
@@ -25,10 +31,32 @@ class MemReplica implements ReplicaIo {
   private check(): void {
     if (this.failWith) throw this.failWith;
   }
-  readTo(target: Buffer, offset: number): void {
+  readToCached(target: Buffer, offset: number): Promise<void> | undefined {
     this.check();
     this.log.push(`read@${offset}`);
+    if (this.slowReadsAt.has(offset)) {
+      return new Promise((resolve, reject) => {
+        this.slowReads.set(offset, {
+          fill: () => {
+            this.buf.copy(target, 0, offset, offset + target.length);
+            resolve();
+          },
+          fail: reject,
+        });
+      });
+    }
     this.buf.copy(target, 0, offset, offset + target.length);
+    return undefined;
+  }
+  get pendingSlowReads(): number {
+    return this.slowReads.size;
+  }
+  finishSlowRead(offset: number, err?: Error): void {
+    const read = this.slowReads.get(offset);
+    if (read === undefined) throw new Error(`no slow read waits at ${offset}`);
+    this.slowReads.delete(offset);
+    if (err) read.fail(err);
+    else read.fill();
   }
   write(offset: number, data: Buffer): void {
     this.check();
@@ -172,6 +200,47 @@ describe('replica data port', () => {
     await client.ping();
     expect(failed).toEqual([]);
     client.removeAllListeners('failed');
+  });
+
+  it('answers other requests while a read waits for the disk, then that read with its bytes', async () => {
+    const r = replica!;
+    r.buf.fill(5, 0, 4096);
+    r.buf.fill(6, 4096, 8192);
+    r.slowReadsAt = new Set([0, 4096]);
+    // One connection, so the slow reads and the requests after them share one socket and one stream.
+    const one = await ReplicaDataClient.connect('127.0.0.1', port, { connections: 1 });
+    try {
+      const answered: string[] = [];
+      const slow = one.read(0, 4096).then((b) => {
+        answered.push('slow');
+        return Buffer.from(b);
+      });
+      const failing = one.read(4096, 4096).then(
+        () => 'answered',
+        (err: Error) => err,
+      );
+      await one.write(65536, Buffer.alloc(4096, 9));
+      const fast = await one.read(65536, 4096);
+      answered.push('fast');
+      expect(fast.equals(Buffer.alloc(4096, 9))).toBe(true);
+      await one.ping();
+      expect(r.pendingSlowReads).toBe(2);
+      expect(answered).toEqual(['fast']);
+      // The read answers with the bytes as they are when it is served, not when it was sent.
+      r.buf.fill(7, 0, 4096);
+      r.finishSlowRead(0);
+      expect((await slow).equals(Buffer.alloc(4096, 7))).toBe(true);
+      expect(answered).toEqual(['fast', 'slow']);
+      r.finishSlowRead(4096, new Error('EIO: simulated read error'));
+      const err = await failing;
+      expect(err).toBeInstanceOf(ReplicaIoError);
+      expect((err as Error).message).toMatch(/EIO: simulated read error/);
+      // The connection goes on after a failed slow read.
+      expect((await one.read(65536, 4096)).equals(Buffer.alloc(4096, 9))).toBe(true);
+    } finally {
+      r.slowReadsAt = new Set();
+      await one.close();
+    }
   });
 
   it('answers a burst of reads of every size with each its own bytes (answers share slabs)', async () => {

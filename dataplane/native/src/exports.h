@@ -16,4 +16,7 @@ napi_status aligned_register(napi_env env, napi_value exports);
 /* Adds gatherExtents to `exports`. */
 napi_status gather_register(napi_env env, napi_value exports);
 
+/* Adds preadNoWait to `exports`. */
+napi_status nowait_register(napi_env env, napi_value exports);
+
 #endif

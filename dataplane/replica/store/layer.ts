@@ -1,13 +1,16 @@
 // One open layer file of a replica's chain: a sparse file whose apparent size is the volume size it
 // was created for. Opened with ordinary buffered I/O (not O_DIRECT like Longhorn): reads hit the page
 // cache and durability comes from an explicit fdatasync at flush.
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, read } from 'node:fs';
 import { join } from 'node:path';
 import { sparse } from '../../native/sparse.js';
 import type { DiskMeta } from './disk-meta.js';
 
 export class Layer {
   private closed = false;
+  /** Reads running on the thread pool; the fd is closed only once they are done (never reused under them). */
+  private readers = 0;
+  private idleWaiters: (() => void)[] = [];
 
   private constructor(
     readonly fd: number,
@@ -88,6 +91,48 @@ export class Layer {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    closeSync(this.fd);
+    if (this.readers === 0) closeSync(this.fd);
+  }
+
+  /**
+   * Resolves when no thread-pool read of this layer is running. Code that punches holes in a snapshot
+   * layer awaits it and then punches without yielding: a read that chose this layer before a write
+   * covered the block must not find the block punched (zeros) instead of the old or the new data.
+   */
+  readersIdle(): Promise<void> {
+    if (this.readers === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private becameIdle(): void {
+    if (this.closed) closeSync(this.fd);
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /**
+   * Reads [position, position+length) into buf[at...] on the libuv thread pool (a read that would wait
+   * for the disk). Resolves with the bytes read, fewer only at the end of the file. A close() meanwhile
+   * takes effect when the read is done.
+   */
+  readOnThreadPool(buf: Buffer, at: number, length: number, position: number): Promise<number> {
+    this.readers++;
+    return new Promise<number>((resolve, reject) => {
+      let done = 0;
+      const next = (): void => {
+        read(this.fd, buf, at + done, length - done, position + done, (err, n) => {
+          if (err === null && n > 0 && done + n < length) {
+            done += n;
+            next();
+            return;
+          }
+          if (--this.readers === 0) this.becameIdle();
+          if (err !== null) reject(new Error(`read ${this.name} at ${position + done}`, { cause: err }));
+          else resolve(done + n);
+        });
+      };
+      next();
+    });
   }
 }

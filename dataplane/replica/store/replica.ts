@@ -3,7 +3,9 @@
 //
 // All I/O is synchronous on purpose: a pread/pwrite into the page cache costs less than a hop to the
 // libuv thread pool, and it makes each call atomic with respect to the others (a read-modify-write of
-// an edge block needs no lock). Only flush waits for the disk, and it does so asynchronously.
+// an edge block needs no lock). Two things wait for the disk, asynchronously: flush, and the part of a
+// readToCached() that is not in the page cache (it goes to the thread pool instead of stalling the
+// loop; it is a read, so no other call depends on its being atomic).
 //
 // Invariant: the in-memory BlockIndex always equals what open() would build from the files, so what a
 // replica reads before and after a close/reopen is the same.
@@ -333,6 +335,33 @@ export class Replica {
   readTo(buf: Buffer, offset: number): void {
     this.checkIo('read', offset, buf.length);
     this.readInto(buf, 0, offset, buf.length);
+  }
+
+  /**
+   * Like readTo(), but what the page cache does not hold is read on the libuv thread pool: returns
+   * undefined when all of `buf` is filled on the spot, else a promise that settles once the rest is in.
+   * A read served this way sees the chain as of when each of its runs is read: writes sent before it
+   * are in it; writes sent after it while it waits may or may not be (as for any concurrent request).
+   */
+  readToCached(buf: Buffer, offset: number): Promise<void> | undefined {
+    this.checkIo('read', offset, buf.length);
+    const index = this.index;
+    const end = offset + buf.length;
+    const limit = Math.ceil(end / BLOCK_SIZE);
+    let pos = offset;
+    while (pos < end) {
+      const block = Math.floor(pos / BLOCK_SIZE);
+      const runEnd = Math.min(index.runEnd(block, limit) * BLOCK_SIZE, end);
+      const layer = index.layerAt(block);
+      if (layer === NO_LAYER) {
+        buf.fill(0, pos - offset, runEnd - offset);
+      } else {
+        const cached = this.preadCached(this.layers[layer]!, buf, pos - offset, runEnd - pos, pos);
+        if (cached < runEnd - pos) return this.readRestOnThreadPool(buf, offset, pos + cached);
+      }
+      pos = runEnd;
+    }
+    return undefined;
   }
 
   write(offset: number, data: Buffer): void {
@@ -956,8 +985,15 @@ export class Replica {
 
   /** Punches holes in snapshot `disk` (right under the head) wherever the head has data. */
   private async prune(disk: string): Promise<void> {
-    const at = this.layers.findIndex((layer) => layer?.name === disk);
-    if (at !== this.headIndex - 1) return;
+    const layerOf = (): Layer | undefined => {
+      const at = this.layers.findIndex((layer) => layer?.name === disk);
+      return at === this.headIndex - 1 ? this.layers[at]! : undefined;
+    };
+    const layer = layerOf();
+    if (layer === undefined) return;
+    // No await between this and the punching below (see Layer.readersIdle).
+    await layer.readersIdle();
+    if (layerOf() !== layer) return;
     const fd = openSync(join(this.dir, disk), 'r+');
     try {
       const head = this.head;
@@ -1085,6 +1121,47 @@ export class Replica {
         return;
       }
       done += n;
+    }
+  }
+
+  /** Reads what the page cache holds of the run, from its start; returns the bytes filled (zeros past EOF count). */
+  private preadCached(layer: Layer, buf: Buffer, at: number, length: number, position: number): number {
+    let done = 0;
+    while (done < length) {
+      let n: number;
+      try {
+        n = sparse.preadNoWait(layer.fd, buf, at + done, length - done, position + done);
+      } catch (cause) {
+        throw new Error(`read ${layer.name} at ${position + done}`, { cause });
+      }
+      if (n < 0) return done;
+      if (n === 0) {
+        buf.fill(0, at + done, at + length);
+        return length;
+      }
+      done += n;
+    }
+    return done;
+  }
+
+  /** The rest of a readToCached() from volume offset `from`, a run at a time, each run resolved when it is read. */
+  private async readRestOnThreadPool(buf: Buffer, offset: number, from: number): Promise<void> {
+    const end = offset + buf.length;
+    const limit = Math.ceil(end / BLOCK_SIZE);
+    let pos = from;
+    while (pos < end) {
+      if (this.closing !== null) throw new Error(`read: replica ${this.dir} is closed`);
+      const block = Math.floor(pos / BLOCK_SIZE);
+      const runEnd = Math.min(this.index.runEnd(block, limit) * BLOCK_SIZE, end);
+      const layer = this.index.layerAt(block);
+      if (layer === NO_LAYER) {
+        buf.fill(0, pos - offset, runEnd - offset);
+      } else {
+        const n = await this.layers[layer]!.readOnThreadPool(buf, pos - offset, runEnd - pos, pos);
+        // Past the layer's apparent size (a layer older than an expansion): zeros.
+        if (n < runEnd - pos) buf.fill(0, pos - offset + n, runEnd - offset);
+      }
+      pos = runEnd;
     }
   }
 
