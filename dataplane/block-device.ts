@@ -22,10 +22,22 @@ export class BlockDeviceError extends Error {
   }
 }
 
+/**
+ * How readView reports: an error, or the bytes as a view that is valid only until the callback
+ * returns (the device may reuse the memory right after). Called exactly once, possibly before
+ * readView returns (an error found at once).
+ */
+export type DeviceReadCallback = (err: Error | null, view: Buffer | null) => void;
+
 export interface BlockDevice {
   /** Current size in bytes; frontends read it at every handshake, so a grown volume shows on reconnect. */
   readonly size: number;
   read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * read() for a frontend's hot path, without a promise or a copy: the frontend copies the view into
+   * its reply as soon as it gets it. `done` must not throw.
+   */
+  readView(offset: number, length: number, done: DeviceReadCallback): void;
   /** `fua`: resolve only once the data is on stable storage everywhere. */
   write(offset: number, data: Buffer, fua: boolean): Promise<void>;
   /** Resolve once every write that resolved before this call is on stable storage. */

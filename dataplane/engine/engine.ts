@@ -4,7 +4,7 @@
 // volume stays up while one RW replica remains (reference/longhorn-engine.md §2.1–§2.2).
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { type BlockDevice, BlockDeviceError, type Extent } from '../block-device.js';
+import { type BlockDevice, BlockDeviceError, type DeviceReadCallback, type Extent } from '../block-device.js';
 import { unary } from '../grpc/unary.js';
 import { VolumeBackups } from './backups.js';
 import { IoGate } from './io-gate.js';
@@ -355,6 +355,58 @@ export class Engine extends EventEmitter implements BlockDevice {
       }
     } finally {
       this.gate.exit();
+    }
+  }
+
+  /**
+   * read() for the NBD hot path: no promise, no copy. `done` gets a view that is valid only while it
+   * runs (see ReplicaDataClient.readView); it must not throw (what it throws is logged and dropped).
+   */
+  readView(offset: number, length: number, done: DeviceReadCallback): void {
+    try {
+      this.checkRange(offset, length);
+    } catch (err) {
+      done(err as Error, null);
+      return;
+    }
+    const wait = this.gate.enter();
+    if (wait) {
+      // Paused for a snapshot or a replica change: take the ordinary path (it waits, then copies).
+      wait.then(
+        () => this.readViewFrom(offset, length, performance.now(), done),
+        (err: Error) => this.deliver(done, err, null),
+      );
+      return;
+    }
+    this.readViewFrom(offset, length, performance.now(), done);
+  }
+
+  /** One attempt of readView, on the next RW replica; a failure marks it ERR and tries the next. Holds the gate. */
+  private readViewFrom(offset: number, length: number, started: number, done: DeviceReadCallback): void {
+    const readers = this.readers;
+    if (readers.length === 0) {
+      this.gate.exit();
+      this.deliver(done, new BlockDeviceError(`volume ${this.volume}: no RW replica left to read from`), null);
+      return;
+    }
+    const b = this.readRotation.pick(readers);
+    b.data.readView(offset, length, (err, view) => {
+      if (err !== null) {
+        this.fail(b, err, 'read');
+        this.readViewFrom(offset, length, started, done);
+        return;
+      }
+      this.metrics.record('read', length, performance.now() - started);
+      this.gate.exit();
+      this.deliver(done, null, view);
+    });
+  }
+
+  private deliver(done: DeviceReadCallback, err: Error | null, view: Buffer | null): void {
+    try {
+      done(err, view);
+    } catch (bug) {
+      this.log.error({ err: bug }, 'read callback threw; ignored');
     }
   }
 

@@ -38,12 +38,20 @@ type Settle = (value: unknown) => void;
 type Fail = (reason: Error) => void;
 const noop = (): void => {};
 
+/**
+ * How readView reports: the error, or a view of the answer in the connection's receive buffer that is
+ * valid only until the callback returns (copy what you keep). It is called once, from an I/O callback.
+ */
+export type ReadViewCallback = (err: Error | null, view: Buffer | null) => void;
+
 /** One request awaiting its answer; records are pooled so the hot path allocates only the promise. */
 interface Pending {
   type: number;
   length: number;
   resolve: Settle;
   reject: Fail;
+  /** Set instead of resolve/reject for readView. */
+  view: ReadViewCallback | null;
 }
 
 // A shared executor instead of a closure per request: it hands resolve/reject to the record being sent.
@@ -123,6 +131,23 @@ export class ReplicaDataClient extends EventEmitter {
   read(offset: number, length: number): Promise<Buffer> {
     if (!(length >= 0 && length <= MAX_PAYLOAD)) return rangeError(`read length ${length} exceeds ${MAX_PAYLOAD}`);
     return this.send(MessageType.Read, offset, length, undefined) as Promise<Buffer>;
+  }
+
+  /**
+   * read() without a promise or a copy, for the engine's hot path: `done` gets a view of the answer that
+   * is valid only while it runs. Throws nothing; every failure goes to `done`.
+   */
+  readView(offset: number, length: number, done: ReadViewCallback): void {
+    if (this.failure !== null) return done(this.failure, null);
+    if (!(length >= 0 && length <= MAX_PAYLOAD)) {
+      return done(new RangeError(`read length ${length} exceeds ${MAX_PAYLOAD}`), null);
+    }
+    if (!(Number.isSafeInteger(offset) && offset >= 0)) {
+      return done(new RangeError(`offset ${offset} is not a valid byte offset`), null);
+    }
+    const rec = this.record(MessageType.Read, length);
+    rec.view = done;
+    this.enqueue(rec, MessageType.Read, offset, length, undefined);
   }
 
   write(offset: number, data: Buffer): Promise<void> {
@@ -213,16 +238,26 @@ export class ReplicaDataClient extends EventEmitter {
     if (!(Number.isSafeInteger(offset) && offset >= 0)) {
       return rangeError(`offset ${offset} is not a valid byte offset`);
     }
+    const rec = this.record(type, size);
+    executorTarget = rec;
+    const promise = new Promise(pendingExecutor);
+    executorTarget = null;
+    this.enqueue(rec, type, offset, size, payload);
+    return promise;
+  }
+
+  private record(type: number, size: number): Pending {
+    const rec = this.pool.pop() ?? { type: 0, length: 0, resolve: noop, reject: noop, view: null };
+    rec.type = type;
+    rec.length = size;
+    return rec;
+  }
+
+  private enqueue(rec: Pending, type: number, offset: number, size: number, payload: Buffer | undefined): void {
     let seq = this.nextSeq;
     // u32 seq space; 0 is left to unsolicited frames (Close). Skip ids still in flight after a wrap.
     while (seq === 0 || this.pending.has(seq)) seq = (seq + 1) >>> 0;
     this.nextSeq = (seq + 1) >>> 0;
-    const rec = this.pool.pop() ?? { type: 0, length: 0, resolve: noop, reject: noop };
-    rec.type = type;
-    rec.length = size;
-    executorTarget = rec;
-    const promise = new Promise(pendingExecutor);
-    executorTarget = null;
     this.pending.set(seq, rec);
     // All requests of one event-loop turn ride one connection (one writev); the next turn takes the
     // next connection. Spreading single requests over connections would cost a syscall per request.
@@ -233,7 +268,6 @@ export class ReplicaDataClient extends EventEmitter {
       c = conns[this.nextConn]!;
     }
     c.writer.push(seq, type, offset, size, payload);
-    return promise;
   }
 
   private attach(socket: Socket): void {
@@ -269,36 +303,32 @@ export class ReplicaDataClient extends EventEmitter {
     this.pending.delete(f.seq);
     const resolve = rec.resolve;
     const reject = rec.reject;
+    const view = rec.view;
     const reqType = rec.type;
     const length = rec.length;
     rec.resolve = noop;
     rec.reject = noop;
+    rec.view = null;
     if (this.pool.length < POOL_MAX) this.pool.push(rec);
-    switch (type) {
-      case MessageType.Response:
-        if (reqType === MessageType.Read) {
-          if (f.data.length === length) resolve(copyOut(f.data));
-          else reject(new ReplicaIoError(`short read: ${f.data.length} of ${length} bytes`));
-        } else if (reqType === MessageType.Unmap) {
-          resolve(f.size);
-        } else if (reqType === MessageType.BlockStatus) {
-          resolve(decodeRuns(f.data));
-        } else {
-          resolve(undefined);
-        }
-        return;
-      case MessageType.Error:
-        reject(new ReplicaIoError(f.data.toString('utf8')));
-        return;
-      case MessageType.ENOSPC:
-        reject(new ReplicaIoError(f.data.toString('utf8') || 'no space left on the replica', true));
-        return;
-      case MessageType.EOF:
-        reject(new ReplicaIoError(`short read: ${f.data.length} of ${length} bytes`));
-        return;
-      default:
-        reject(new ReplicaIoError(`unexpected answer type ${type}`));
+    if (view !== null) {
+      if (type === MessageType.Response && f.data.length === length) view(null, f.data);
+      else view(answerError(type, f.data, length), null);
+      return;
     }
+    if (type === MessageType.Response) {
+      if (reqType === MessageType.Read) {
+        if (f.data.length === length) resolve(copyOut(f.data));
+        else reject(new ReplicaIoError(`short read: ${f.data.length} of ${length} bytes`));
+      } else if (reqType === MessageType.Unmap) {
+        resolve(f.size);
+      } else if (reqType === MessageType.BlockStatus) {
+        resolve(decodeRuns(f.data));
+      } else {
+        resolve(undefined);
+      }
+      return;
+    }
+    reject(answerError(type, f.data, length));
   }
 
   private rejectAll(reason: Error): void {
@@ -307,10 +337,28 @@ export class ReplicaDataClient extends EventEmitter {
     this.pending.clear();
     for (const rec of recs) {
       const reject = rec.reject;
+      const view = rec.view;
       rec.resolve = noop;
       rec.reject = noop;
-      reject(reason);
+      rec.view = null;
+      if (view !== null) view(reason, null);
+      else reject(reason);
     }
+  }
+}
+
+/** The error a non-Response answer (or a Response of the wrong size to a read) stands for. */
+function answerError(type: number, data: Buffer, length: number): ReplicaIoError {
+  switch (type) {
+    case MessageType.Response:
+    case MessageType.EOF:
+      return new ReplicaIoError(`short read: ${data.length} of ${length} bytes`);
+    case MessageType.Error:
+      return new ReplicaIoError(data.toString('utf8'));
+    case MessageType.ENOSPC:
+      return new ReplicaIoError(data.toString('utf8') || 'no space left on the replica', true);
+    default:
+      return new ReplicaIoError(`unexpected answer type ${type}`);
   }
 }
 

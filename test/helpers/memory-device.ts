@@ -5,6 +5,7 @@
 import {
   type BlockDevice,
   BlockDeviceError,
+  type DeviceReadCallback,
   EXTENT_HOLE,
   EXTENT_ZERO,
   type Extent,
@@ -31,6 +32,13 @@ export class MemoryBlockDevice implements BlockDevice {
   gate: Promise<void> | null = null;
 
   constructor(public size: number) {}
+
+  readView(offset: number, length: number, done: DeviceReadCallback): void {
+    this.read(offset, length).then(
+      (data) => done(null, data),
+      (err: Error) => done(err, null),
+    );
+  }
 
   async read(offset: number, length: number): Promise<Buffer> {
     await this.enter('read', offset, length, false);

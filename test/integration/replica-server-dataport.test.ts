@@ -243,6 +243,37 @@ describe('replica data port', () => {
     }
   });
 
+  it('readView hands each answer over as a view, and every failure to the same callback', async () => {
+    const r = replica!;
+    r.buf.fill(4, 0, 8192);
+    const got = await new Promise<Buffer>((resolve, reject) =>
+      client.readView(0, 8192, (err, view) => (err ? reject(err) : resolve(Buffer.from(view!)))),
+    );
+    expect(got.equals(Buffer.alloc(8192, 4))).toBe(true);
+    // The replica's Error answer, a bad range found before sending, and a broken connection.
+    r.failWith = new Error('EIO: disk gone');
+    const answered = await new Promise<Error | null>((resolve) => client.readView(0, 4096, (err) => resolve(err)));
+    expect(answered).toBeInstanceOf(ReplicaIoError);
+    expect(answered!.message).toMatch(/EIO: disk gone/);
+    r.failWith = null;
+    const refused = await new Promise<Error | null>((resolve) => client.readView(-1, 4096, (err) => resolve(err)));
+    expect(refused).toBeInstanceOf(RangeError);
+    const one = await ReplicaDataClient.connect('127.0.0.1', port, { connections: 1 });
+    r.slowReadsAt = new Set([12288]);
+    try {
+      const broken = new Promise<Error | null>((resolve) => one.readView(12288, 4096, (err) => resolve(err)));
+      await one.ping();
+      one.fail(new Error('connection cut by the test'));
+      expect((await broken)?.message).toBe('connection cut by the test');
+      const after = await new Promise<Error | null>((resolve) => one.readView(0, 4096, (err) => resolve(err)));
+      expect(after?.message).toBe('connection cut by the test');
+    } finally {
+      r.finishSlowRead(12288);
+      r.slowReadsAt = new Set();
+      await one.close();
+    }
+  });
+
   it('answers a burst of reads of every size with each its own bytes (answers share slabs)', async () => {
     // 600 reads in one turn, 4 KiB to 64 KiB: more than one answer slab, several early flushes.
     const base = 32 * MiB;

@@ -170,6 +170,23 @@ describe('ReplyWriter', () => {
     expect(sink.writes[1]).toBe(data);
   });
 
+  it('copies a transient payload of any size before the call returns (the device reuses that memory)', () => {
+    const sink = new CollectingSink();
+    const writer = new ReplyWriter(sink, true);
+    const small = Buffer.alloc(4096, 2);
+    const large = Buffer.alloc(1 << 20, 3);
+    writer.readData(target(1), 0, small, true);
+    writer.readData(target(2), 4096, large, true);
+    small.fill(0xee);
+    large.fill(0xee);
+    writer.flush();
+    const replies = decode(Buffer.concat(sink.snapshots), () => 0);
+    expect(replies).toEqual([
+      { kind: 'read', cookie: 1, offset: 0, data: Buffer.alloc(4096, 2).toString('base64') },
+      { kind: 'read', cookie: 2, offset: 4096, data: Buffer.alloc(1 << 20, 3).toString('base64') },
+    ]);
+  });
+
   it('reuses a full slab only after the socket reports its bytes written', () => {
     // A sink that, like a socket, keeps chunks until "written": at that moment their bytes must still
     // be what was handed over. The writer may then refill the slab.

@@ -179,21 +179,36 @@ export class NbdConnection {
     }
     this.inflight++;
     if (req.type === Cmd.READ || req.type === Cmd.WRITE) this.inflightBytes += req.length;
+    if (req.type === Cmd.READ) {
+      // The hot path: a callback instead of two promise hops, and the device's bytes copied straight
+      // into the reply.
+      this.device.readView(req.offset, req.length, (err, view) => this.readDone(req, writer, err, view));
+      return;
+    }
     this.execute(req, writer).catch(this.onInternalError);
+  }
+
+  private readDone(req: NbdRequest, writer: ReplyWriter, err: Error | null, view: Buffer | null): void {
+    try {
+      if (err === null && view !== null && view.length !== req.length) {
+        err = new BlockDeviceError(`device returned ${view.length} bytes for a ${req.length}-byte read`);
+      }
+      if (err !== null || view === null) {
+        this.log.debug({ err, command: req.type, offset: req.offset, length: req.length }, 'request failed');
+        writer.error(req, nbdErrnoOf(err), messageOf(err));
+      } else {
+        writer.readData(req, req.offset, view, true);
+      }
+      this.finished(req);
+    } catch (bug) {
+      this.onInternalError(bug);
+    }
   }
 
   private async execute(req: NbdRequest, writer: ReplyWriter): Promise<void> {
     const fua = (req.flags & CmdFlag.FUA) !== 0;
     try {
       switch (req.type) {
-        case Cmd.READ: {
-          const data = await this.device.read(req.offset, req.length);
-          if (data.length !== req.length) {
-            throw new BlockDeviceError(`device returned ${data.length} bytes for a ${req.length}-byte read`);
-          }
-          writer.readData(req, req.offset, data);
-          break;
-        }
         case Cmd.WRITE: {
           const data = req.data!;
           req.data = null;
@@ -225,13 +240,17 @@ export class NbdConnection {
       this.log.debug({ err, command: req.type, offset: req.offset, length: req.length }, 'request failed');
       writer.error(req, nbdErrnoOf(err), messageOf(err));
     } finally {
-      this.inflight--;
-      if (req.type === Cmd.READ || req.type === Cmd.WRITE) this.inflightBytes -= req.length;
-      if (this.state === 'draining') {
-        if (this.inflight === 0) this.finishDrain();
-      } else if (this.readPaused) {
-        this.updateFlow();
-      }
+      this.finished(req);
+    }
+  }
+
+  private finished(req: NbdRequest): void {
+    this.inflight--;
+    if (req.type === Cmd.READ || req.type === Cmd.WRITE) this.inflightBytes -= req.length;
+    if (this.state === 'draining') {
+      if (this.inflight === 0) this.finishDrain();
+    } else if (this.readPaused) {
+      this.updateFlow();
     }
   }
 

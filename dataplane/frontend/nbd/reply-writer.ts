@@ -64,8 +64,11 @@ export class ReplyWriter {
     this.schedule();
   }
 
-  /** A successful READ: one OFFSET_DATA chunk flagged DONE, or a simple reply followed by the data. */
-  readData(target: ReplyTarget, offset: number, data: Buffer): void {
+  /**
+   * A successful READ: one OFFSET_DATA chunk flagged DONE, or a simple reply followed by the data.
+   * `transient`: `data` is valid only during this call, so it is copied whatever its size.
+   */
+  readData(target: ReplyTarget, offset: number, data: Buffer, transient = false): void {
     if (this.structured) {
       const at = this.reserve(CHUNK_HEADER_SIZE + 8);
       this.writeChunkHeader(at, ReplyFlag.DONE, ReplyType.OFFSET_DATA, target, 8 + data.length);
@@ -79,7 +82,7 @@ export class ReplyWriter {
       data.copy(this.slab, at);
     } else {
       this.seal();
-      this.queue.push(data);
+      this.queue.push(transient ? Buffer.from(data) : data);
     }
     this.schedule();
   }
