@@ -3,6 +3,7 @@
 import { type Command, Option } from 'commander';
 import { startEngineServer } from '../dataplane/engine/engine-server.js';
 import { parseHostPort, parseReplicaAddress } from '../dataplane/util/address.js';
+import { useBatchScheduling } from '../dataplane/util/cpu-scheduling.js';
 import { parseVolumeSize } from '../dataplane/util/size.js';
 import { closeOnSignals, createLogger, printReady } from './logger.js';
 
@@ -17,6 +18,7 @@ interface EngineOpts {
   ioTimeout: string;
   dataConnections: string;
   unmapMarkSnapChainRemoved?: boolean;
+  batchScheduling: boolean;
 }
 
 export function registerEngineCommand(program: Command): void {
@@ -41,12 +43,17 @@ export function registerEngineCommand(program: Command): void {
       '--unmap-mark-snap-chain-removed',
       'trims also free snapshot space: the snapshots right under the head are marked removed and punched',
     )
+    .option(
+      '--no-batch-scheduling',
+      'keep the normal CPU scheduling policy (by default the process runs SCHED_BATCH: fewer preemptions between data-plane processes)',
+    )
     .action(async (opts: EngineOpts) => {
       if (!opts.nbdListen === !opts.nbdSocket) throw new Error('give exactly one of --nbd-listen or --nbd-socket');
       opts.replica.forEach(parseReplicaAddress);
       const ioTimeout = Number(opts.ioTimeout);
       if (!(ioTimeout > 0)) throw new Error(`--io-timeout must be a positive number of seconds, got ${opts.ioTimeout}`);
       const logger = createLogger('engine');
+      if (opts.batchScheduling) useBatchScheduling(logger);
       const running = await startEngineServer({
         volume: opts.volume,
         size: parseVolumeSize(opts.size),

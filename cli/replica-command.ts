@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { startReplicaServer } from '../dataplane/replica/replica-server.js';
 import { parseHostPort } from '../dataplane/util/address.js';
+import { useBatchScheduling } from '../dataplane/util/cpu-scheduling.js';
 import { parseVolumeSize } from '../dataplane/util/size.js';
 import { closeOnSignals, createLogger, printReady } from './logger.js';
 
@@ -17,8 +18,13 @@ export function registerReplicaCommand(program: Command): void {
     )
     .requiredOption('--listen <host:port>', 'gRPC address; the data port is PORT+1')
     .option('--volume <name>', 'the volume it belongs to: engines of any other volume are refused')
-    .action(async (opts: { dir: string; size?: string; listen: string; volume?: string }) => {
+    .option(
+      '--no-batch-scheduling',
+      'keep the normal CPU scheduling policy (by default the process runs SCHED_BATCH: fewer preemptions between data-plane processes)',
+    )
+    .action(async (opts: { dir: string; size?: string; listen: string; volume?: string; batchScheduling: boolean }) => {
       const logger = createLogger('replica');
+      if (opts.batchScheduling) useBatchScheduling(logger);
       const listen = parseHostPort(opts.listen);
       const server = await startReplicaServer({
         dir: opts.dir,

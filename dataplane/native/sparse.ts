@@ -43,6 +43,8 @@ export interface SparseNative {
    * read would have to wait for the device (or the file system cannot tell). Other errors throw.
    */
   preadNoWait(fd: number, buf: Uint8Array, at: number, length: number, position: number): number;
+  /** sched_setscheduler(tid, SCHED_BATCH) with priority 0 (nice unchanged); 0 = the calling thread. Throws on failure. */
+  setBatchScheduling(tid: number): void;
 }
 
 const require = createRequire(import.meta.url);

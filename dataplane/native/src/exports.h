@@ -19,4 +19,7 @@ napi_status gather_register(napi_env env, napi_value exports);
 /* Adds preadNoWait to `exports`. */
 napi_status nowait_register(napi_env env, napi_value exports);
 
+/* Adds setBatchScheduling to `exports`. */
+napi_status sched_register(napi_env env, napi_value exports);
+
 #endif

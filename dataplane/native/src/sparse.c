@@ -233,7 +233,8 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok ||
       crc64_register(env, exports) != napi_ok || aligned_register(env, exports) != napi_ok ||
-      gather_register(env, exports) != napi_ok || nowait_register(env, exports) != napi_ok) {
+      gather_register(env, exports) != napi_ok || nowait_register(env, exports) != napi_ok ||
+      sched_register(env, exports) != napi_ok) {
     /* Returning NULL alone would hand require() a half-filled exports object without complaint. */
     napi_throw_error(env, "ERR_SHORTHORN_NATIVE", "shorthorn_native: module init failed");
     return NULL;
