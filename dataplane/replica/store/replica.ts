@@ -345,14 +345,11 @@ export class Replica {
    */
   readToCached(buf: Buffer, offset: number): Promise<void> | undefined {
     this.checkIo('read', offset, buf.length);
-    const index = this.index;
     const end = offset + buf.length;
-    const limit = Math.ceil(end / BLOCK_SIZE);
     let pos = offset;
     while (pos < end) {
-      const block = Math.floor(pos / BLOCK_SIZE);
-      const runEnd = Math.min(index.runEnd(block, limit) * BLOCK_SIZE, end);
-      const layer = index.layerAt(block);
+      const runEnd = this.runEndFrom(pos, end);
+      const layer = this.index.layerAt(Math.floor(pos / BLOCK_SIZE));
       if (layer === NO_LAYER) {
         buf.fill(0, pos - offset, runEnd - offset);
       } else {
@@ -1090,16 +1087,18 @@ export class Replica {
     }
   }
 
+  /** Where the run of blocks from byte `pos` that one layer holds (or none does) ends, capped at `end`. */
+  private runEndFrom(pos: number, end: number): number {
+    return Math.min(this.index.runEnd(Math.floor(pos / BLOCK_SIZE), Math.ceil(end / BLOCK_SIZE)) * BLOCK_SIZE, end);
+  }
+
   /** Fills buf[at, at+length) with volume bytes [offset, offset+length): one pread per run of blocks. */
   private readInto(buf: Buffer, at: number, offset: number, length: number): void {
-    const index = this.index;
     const end = offset + length;
-    const limit = Math.ceil(end / BLOCK_SIZE);
     let pos = offset;
     while (pos < end) {
-      const block = Math.floor(pos / BLOCK_SIZE);
-      const runEnd = Math.min(index.runEnd(block, limit) * BLOCK_SIZE, end);
-      const layer = index.layerAt(block);
+      const runEnd = this.runEndFrom(pos, end);
+      const layer = this.index.layerAt(Math.floor(pos / BLOCK_SIZE));
       if (layer === NO_LAYER) buf.fill(0, at + pos - offset, at + runEnd - offset);
       else this.pread(this.layers[layer]!, buf, at + pos - offset, runEnd - pos, pos);
       pos = runEnd;
@@ -1147,13 +1146,11 @@ export class Replica {
   /** The rest of a readToCached() from volume offset `from`, a run at a time, each run resolved when it is read. */
   private async readRestOnThreadPool(buf: Buffer, offset: number, from: number): Promise<void> {
     const end = offset + buf.length;
-    const limit = Math.ceil(end / BLOCK_SIZE);
     let pos = from;
     while (pos < end) {
       if (this.closing !== null) throw new Error(`read: replica ${this.dir} is closed`);
-      const block = Math.floor(pos / BLOCK_SIZE);
-      const runEnd = Math.min(this.index.runEnd(block, limit) * BLOCK_SIZE, end);
-      const layer = this.index.layerAt(block);
+      const runEnd = this.runEndFrom(pos, end);
+      const layer = this.index.layerAt(Math.floor(pos / BLOCK_SIZE));
       if (layer === NO_LAYER) {
         buf.fill(0, pos - offset, runEnd - offset);
       } else {
