@@ -138,12 +138,15 @@ export class ReplicaDataClient extends EventEmitter {
    * is valid only while it runs. Throws nothing; every failure goes to `done`.
    */
   readView(offset: number, length: number, done: ReadViewCallback): void {
-    if (this.failure !== null) return done(this.failure, null);
-    if (!(length >= 0 && length <= MAX_PAYLOAD)) {
-      return done(new RangeError(`read length ${length} exceeds ${MAX_PAYLOAD}`), null);
+    let refusal: Error | null = this.failure;
+    if (refusal === null && !(length >= 0 && length <= MAX_PAYLOAD)) {
+      refusal = new RangeError(`read length ${length} exceeds ${MAX_PAYLOAD}`);
+    } else if (refusal === null && !(Number.isSafeInteger(offset) && offset >= 0)) {
+      refusal = new RangeError(`offset ${offset} is not a valid byte offset`);
     }
-    if (!(Number.isSafeInteger(offset) && offset >= 0)) {
-      return done(new RangeError(`offset ${offset} is not a valid byte offset`), null);
+    if (refusal !== null) {
+      done(refusal, null);
+      return;
     }
     const rec = this.record(MessageType.Read, length);
     rec.view = done;
