@@ -4,6 +4,7 @@
 import { mkdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InstanceManagerClient } from '../dataplane/instance-manager/instance-manager-client.js';
+import { isStoreError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { type ShorthornProcess, startShorthorn } from './child-process.js';
 
@@ -72,6 +73,25 @@ export async function startOrAdoptNode(opts: {
   const address = `127.0.0.1:${opts.imPort}`;
   writeFileSync(pidFile, `${JSON.stringify({ pid: im.pid, address })}\n`);
   return { name: opts.name, address, pid: im.pid, process: im, diskPath };
+}
+
+/**
+ * Settings a new all-in-one store starts with. Its nodes share one machine's file system, often a big
+ * shared disk well past 75 % full, where Longhorn's 25 % minimal-available floor would refuse every
+ * replica (DiskPressure); 5 % still keeps replicas from filling the disk. Only a missing setting is
+ * created, so an operator's later change stays.
+ */
+export const ALL_IN_ONE_SETTINGS: Readonly<Record<string, string>> = {
+  'storage-minimal-available-percentage': '5',
+};
+
+export async function seedAllInOneSettings(store: Store): Promise<void> {
+  for (const [name, value] of Object.entries(ALL_IN_ONE_SETTINGS)) {
+    if (await store.get('Setting', name)) continue;
+    await store.create('Setting', { metadata: { name }, spec: { value } }).catch((err: unknown) => {
+      if (!isStoreError(err, 'AlreadyExists')) throw err;
+    });
+  }
 }
 
 /** The Node (with its default disk) and InstanceManager resources of `node`, created once. */

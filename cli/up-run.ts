@@ -12,7 +12,14 @@ import { isConditionTrue } from '../model/conditions.js';
 import { hasApiTokens } from '../resolvers/tokens.js';
 import { type ApiServer, isLoopback, startApiServer } from '../schema/server.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
-import { type EmbeddedNode, registerNode, startOrAdoptNode, stopEngines, stopNode } from './embedded-nodes.js';
+import {
+  type EmbeddedNode,
+  registerNode,
+  seedAllInOneSettings,
+  startOrAdoptNode,
+  stopEngines,
+  stopNode,
+} from './embedded-nodes.js';
 import { closeOnSignals, createLogger, printReady } from './logger.js';
 
 import { nodePorts, type UpOpts } from './up-command.js';
@@ -162,6 +169,7 @@ export async function runUp(opts: UpOpts): Promise<void> {
       await track(registerNode(store, node, 30));
     }
     if (stopping) return;
+    await track(seedAllInOneSettings(store));
     const started = await track(
       startManager({ store, managerID: 'manager', logger }).then((m) => {
         manager = m;

@@ -5,7 +5,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { type EmbeddedNode, registerNode, startOrAdoptNode, stopNode } from '../../cli/embedded-nodes.js';
+import {
+  type EmbeddedNode,
+  registerNode,
+  seedAllInOneSettings,
+  startOrAdoptNode,
+  stopNode,
+} from '../../cli/embedded-nodes.js';
 import { nodePorts } from '../../cli/up-command.js';
 import { type Manager, startManager } from '../../controllers/manager.js';
 import { getCondition } from '../../model/conditions.js';
@@ -64,6 +70,8 @@ export async function startControlPlane(opts: { nodes: number }): Promise<TestCo
   const logger = pino({ level: 'debug' }, pino.destination({ dest: logFile, sync: true }));
   const store = openSqliteStore(join(dataDir, 'shorthorn.db'));
   for (const node of nodes) await registerNode(store, node, 0);
+  // As `shorthorn up`: the nodes share this machine's disk, which may be more than 75 % full.
+  await seedAllInOneSettings(store);
   let manager = await startManager({ store, managerID: 'manager', logger });
   // Ready = every node's instance manager answers and its disk is measured: what a test starts from.
   await waitFor(async () => {
