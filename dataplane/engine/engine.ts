@@ -335,27 +335,11 @@ export class Engine extends EventEmitter implements BlockDevice {
 
   // ---- BlockDevice -------------------------------------------------------------------------------
 
-  async read(offset: number, length: number): Promise<Buffer> {
-    this.checkRange(offset, length);
-    const started = performance.now();
-    const wait = this.gate.enter();
-    if (wait) await wait;
-    try {
-      for (;;) {
-        const readers = this.readers;
-        if (readers.length === 0) throw new BlockDeviceError(`volume ${this.volume}: no RW replica left to read from`);
-        const b = this.readRotation.pick(readers);
-        try {
-          const data = await b.data.read(offset, length);
-          this.metrics.record('read', length, performance.now() - started);
-          return data;
-        } catch (err) {
-          this.fail(b, err, 'read');
-        }
-      }
-    } finally {
-      this.gate.exit();
-    }
+  /** readView() with the bytes copied out: one read path, one failover loop. */
+  read(offset: number, length: number): Promise<Buffer> {
+    return new Promise((resolve, reject) =>
+      this.readView(offset, length, (err, view) => (err === null ? resolve(Buffer.from(view!)) : reject(err))),
+    );
   }
 
   /**
